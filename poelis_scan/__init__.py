@@ -1,0 +1,49 @@
+"""poelis-scan: find leaked Poelis REST API keys.
+
+The public API is small on purpose::
+
+    from poelis_scan import scan_bytes, scan_paths
+
+    scan_bytes(b"token = poelis_api_...")      # -> list[Match], byte offsets
+    scan_paths(["src/", "deploy.env"]).findings  # -> list[Finding], with line and column
+
+Names are imported lazily so that ``poelis-scan`` starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = [
+    "Confidence",
+    "Finding",
+    "Match",
+    "ScanResult",
+    "scan_bytes",
+    "scan_paths",
+    "__version__",
+]
+
+_LAZY = {
+    "Confidence": "grammar",
+    "Match": "detect",
+    "scan_bytes": "detect",
+    "Finding": "findings",
+    "ScanResult": "scanner",
+    "scan_paths": "scanner",
+}
+
+if TYPE_CHECKING:
+    from .detect import Match, scan_bytes
+    from .findings import Finding
+    from .grammar import Confidence
+    from .scanner import ScanResult, scan_paths
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'poelis_scan' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+"""``python -m poelis_scan``."""
+
+from .cli import main
+
+raise SystemExit(main())

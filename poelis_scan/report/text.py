@@ -1,0 +1,40 @@
+"""Human-readable report: one ``path:line:column`` line per finding, like a compiler error,
+so editors and terminals turn it into a link."""
+
+from __future__ import annotations
+
+from ..findings import Finding
+from ..scanner import Stats
+
+_RED = "\033[31m"
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+_RESET = "\033[0m"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def format_finding(finding: Finding, *, reveal: bool = False, color: bool = False) -> str:
+    loc = finding.location
+    where = f"{finding.display_path}:{loc.line}:{loc.column}"
+    if loc.member:
+        where = f"{finding.display_path}[{loc.member}]:{loc.line}:{loc.column}"
+    key = finding.secret if reveal else finding.redacted
+    extra = [finding.confidence.value]
+    if finding.encoding != "plain":
+        extra.append(finding.encoding)
+    status = finding.verification.get("status")
+    if status and status != "unverified":
+        extra.append(status)
+    return (
+        f"{_paint(where, _BOLD, color)}: Poelis API key {_paint(key, _RED, color)} "
+        f"{_paint('(' + ', '.join(extra) + ')', _DIM, color)}"
+    )
+
+
+def render(
+    fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False
+) -> str:
+    return "".join(format_finding(f, reveal=reveal, color=color) + "\n" for f in findings)

@@ -1,0 +1,192 @@
+"""Wires a source of files to the content pipeline, across both cores.
+
+``bytes.find`` holds the GIL, so threads only overlap the system calls; worker processes
+(forked, so they start in milliseconds) scan in parallel. ``benchmarks/bench_files.py
+--executors`` measures both; processes won on every tree we measured (see the README).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .content import StreamResult, scan_stream
+from .findings import Finding, Location
+from .grammar import Confidence
+from .sources.files import (
+    STDIN,
+    STDIN_TASK_NAME,
+    Excluder,
+    FileTask,
+    Skip,
+    open_reader,
+    walk,
+)
+
+BATCH_FILES = 64  # files per task sent to a worker: amortises inter-process traffic
+SERIAL_BELOW = 48  # fewer files than this are not worth starting workers for
+
+Executor = Literal["process", "thread", "serial"]
+
+
+@dataclass(slots=True)
+class Stats:
+    """What a scan covered. A scan that covered nothing must be visible as such."""
+
+    files_scanned: int = 0
+    bytes_scanned: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    findings_reported: int = 0
+    findings_below_confidence: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_scanned": self.files_scanned,
+            "bytes_scanned": self.bytes_scanned,
+            "skipped": dict(sorted(self.skipped.items())),
+            "findings_reported": self.findings_reported,
+            "findings_below_confidence": self.findings_below_confidence,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(slots=True)
+class ScanResult:
+    findings: list[Finding]
+    stats: Stats
+
+
+@dataclass(slots=True)
+class _BatchResult:
+    findings: list[Finding]
+    files: int
+    size: int
+    skips: list[Skip]
+
+
+def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
+    return [
+        Finding(
+            secret=lm.match.secret,
+            confidence=lm.match.confidence,
+            reason=lm.match.reason,
+            location=Location(task.report_path, lm.line, lm.column, lm.end_column),
+            display_path=task.display_path,
+        )
+        for lm in result.matches
+    ]
+
+
+def _scan_task(task: FileTask) -> StreamResult:
+    if task.path == STDIN:
+        return scan_stream(sys.stdin.buffer.read)
+    read, close = open_reader(task.path)
+    try:
+        return scan_stream(read)
+    finally:
+        close()
+
+
+def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
+    """Scan a list of files; a file that cannot be read is a skip, never an exception."""
+    out = _BatchResult([], 0, 0, [])
+    for task in tasks:
+        try:
+            result = _scan_task(task)
+        except OSError as error:
+            detail = error.strerror or str(error)
+            out.skips.append(Skip(task.display_path, "unreadable", detail))
+            continue
+        out.files += 1
+        out.size += result.size
+        out.findings.extend(_findings_for(task, result))
+    return out
+
+
+def _batches(tasks: Iterable[FileTask]) -> Iterator[list[FileTask]]:
+    iterator = iter(tasks)
+    while batch := list(itertools.islice(iterator, BATCH_FILES)):
+        yield batch
+
+
+def _run_batches(
+    tasks: Iterator[FileTask], jobs: int, executor: Executor
+) -> Iterator[_BatchResult]:
+    head = list(itertools.islice(tasks, SERIAL_BELOW))
+    if executor == "serial" or jobs <= 1 or len(head) < SERIAL_BELOW:
+        yield _scan_batch(head)
+        yield from map(_scan_batch, _batches(tasks))
+        return
+    batches = _batches(itertools.chain(head, tasks))
+    if executor == "thread":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(jobs) as pool:
+            yield from pool.map(_scan_batch, batches)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with context.Pool(jobs) as pool:
+        yield from pool.imap_unordered(_scan_batch, batches)
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def scan_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    exclude: Iterable[str] = (),
+    min_confidence: Confidence | str = Confidence.HIGH,
+    jobs: int | None = None,
+    on_skip: Callable[[Skip], None] | None = None,
+    executor: Executor = "process",
+) -> ScanResult:
+    """Scan files and directories (``"-"`` is standard input) for Poelis API keys.
+
+    Findings below ``min_confidence`` are counted in ``stats`` but not returned. ``on_skip`` is
+    told about every path passed over (unreadable, symbolic link, excluded, special file) as it
+    happens; the scan itself never raises for a bad file.
+    """
+    started = time.perf_counter()
+    stats = Stats()
+    floor = Confidence(min_confidence).rank
+
+    def skipped(skip: Skip) -> None:
+        stats.skipped[skip.reason] += 1
+        if on_skip is not None:
+            on_skip(skip)
+
+    roots = [os.fspath(p) for p in paths]
+    batches: Iterable[_BatchResult] = ()
+    if STDIN in roots:
+        batches = [_scan_batch([FileTask(STDIN, STDIN_TASK_NAME, STDIN_TASK_NAME)])]
+        roots = [r for r in roots if r != STDIN]
+    tasks = walk(roots, Excluder(tuple(exclude)), skipped)
+    findings: list[Finding] = []
+    for batch in itertools.chain(batches, _run_batches(tasks, jobs or default_jobs(), executor)):
+        stats.files_scanned += batch.files
+        stats.bytes_scanned += batch.size
+        for skip in batch.skips:
+            skipped(skip)
+        for finding in batch.findings:
+            if finding.confidence.rank >= floor:
+                findings.append(finding)
+            else:
+                stats.findings_below_confidence += 1
+    findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.column))
+    stats.findings_reported = len(findings)
+    stats.seconds = time.perf_counter() - started
+    return ScanResult(findings, stats)

@@ -1,0 +1,163 @@
+"""Files and directories as a source: which files to read, and under which names to report them.
+
+The walk uses ``os.scandir`` directly (the directory entry already says whether it is a file, a
+directory or a link, so no extra ``stat`` per file), never follows symbolic links, and never
+descends into ``.git``: history is the ``git`` command's job.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..findings import printable_path
+
+STDIN = "-"
+STDIN_TASK_NAME = "<stdin>"
+
+
+@dataclass(frozen=True, slots=True)
+class FileTask:
+    """One file to scan: where it is, how to show it, and how to name it in reports."""
+
+    path: str
+    display_path: str
+    report_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A path the walk passed over, and the stats counter it goes to."""
+
+    display_path: str
+    reason: str  # "symlink", "special", "excluded", "unreadable"
+    detail: str = ""
+
+
+def find_repository_root(path: str) -> str | None:
+    """The work tree that holds ``path`` (a directory with a ``.git`` entry), if any.
+
+    Looking for ``.git`` ourselves costs a few ``stat`` calls; asking ``git rev-parse`` would
+    cost a process start on every scan, pre-commit hook runs included.
+    """
+    current = os.path.abspath(path)
+    if not os.path.isdir(current):
+        current = os.path.dirname(current)
+    while True:
+        if os.path.lexists(os.path.join(current, ".git")):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def _report_prefix(root: str) -> str:
+    """Report name of ``root`` itself: relative to its repository, else to the scanned path."""
+    absolute = os.path.abspath(root)
+    repository = find_repository_root(absolute)
+    if repository is not None:
+        base = repository
+    elif os.path.isdir(absolute):
+        base = absolute
+    else:
+        base = os.path.dirname(absolute)
+    relative = os.path.relpath(absolute, base)
+    return "" if relative == "." else relative.replace(os.sep, "/")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}/{name}" if prefix else name
+
+
+class Excluder:
+    """``--exclude`` globs: a glob without ``/`` matches any path component's name (like
+    ``node_modules`` or ``*.min.js``); one with ``/`` matches the path below the scanned root."""
+
+    def __init__(self, globs: tuple[str, ...] | list[str]) -> None:
+        self._name_globs = [g for g in globs if "/" not in g.strip("/")]
+        self._path_globs = [g.strip("/") for g in globs if "/" in g.strip("/")]
+
+    def __bool__(self) -> bool:
+        return bool(self._name_globs or self._path_globs)
+
+    def excluded(self, name: str, relative: str) -> bool:
+        if any(fnmatch.fnmatchcase(name, g) for g in self._name_globs):
+            return True
+        return any(fnmatch.fnmatchcase(relative, g) for g in self._path_globs)
+
+
+def walk(
+    roots: list[str], excluder: Excluder, on_skip: Callable[[Skip], None]
+) -> Iterator[FileTask]:
+    """Every regular file under ``roots`` (files named directly are taken as they are).
+
+    Standard input is not walked: the scanner reads it in the main process.
+    """
+    for root in roots:
+        prefix = _report_prefix(root)
+        if not os.path.isdir(root):
+            name = os.path.basename(root)
+            yield FileTask(root, printable_path(root), printable_path(prefix or name))
+            continue
+        yield from _walk_directory(root, prefix, excluder, on_skip)
+
+
+def _walk_directory(
+    root: str, prefix: str, excluder: Excluder, on_skip: Callable[[Skip], None]
+) -> Iterator[FileTask]:
+    # Shown as typed, minus a leading "./": what a user can paste back into a shell.
+    shown = "" if os.path.normpath(root) == "." else root.rstrip("/") or "/"
+    # Depth-first with an explicit stack of (directory path, path below root).
+    stack: list[tuple[str, str]] = [(root, "")]
+    while stack:
+        directory, below = stack.pop()
+        try:
+            with os.scandir(directory) as entries:
+                listing = sorted(entries, key=lambda e: e.name, reverse=True)
+        except OSError as error:
+            on_skip(Skip(printable_path(directory), "unreadable", error.strerror or str(error)))
+            continue
+        for entry in listing:
+            name = entry.name
+            relative = _join(below, name)
+            if name == ".git":
+                continue
+            if excluder and excluder.excluded(name, relative):
+                on_skip(Skip(printable_path(entry.path), "excluded"))
+                continue
+            try:
+                if entry.is_symlink():
+                    on_skip(Skip(printable_path(entry.path), "symlink"))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, relative))
+                elif entry.is_file(follow_symlinks=False):
+                    yield FileTask(
+                        entry.path,
+                        printable_path(_join(shown, relative)),
+                        printable_path(_join(prefix, relative)),
+                    )
+                else:
+                    on_skip(Skip(printable_path(entry.path), "special"))
+            except OSError as error:
+                on_skip(Skip(printable_path(entry.path), "unreadable", error.strerror or ""))
+
+
+def open_reader(path: str) -> tuple[Callable[[int], bytes], Callable[[], None]]:
+    """A ``read(n)`` for the scanner and a ``close()``; refuses anything but a regular file.
+
+    ``O_NONBLOCK`` keeps a FIFO named on the command line from blocking the open (it changes
+    nothing for regular files); the FIFO is then refused like any other non-regular file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return (lambda n: os.read(fd, n)), (lambda: os.close(fd))

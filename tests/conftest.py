@@ -1,0 +1,82 @@
+"""Shared test helpers: keys made at run time, and the real CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poelis_scan.grammar import classify_body
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def make_key(body_length: int = 43) -> str:
+    """A fresh random key that the grammar judges ``high`` (never a committed string)."""
+    while True:
+        body = "".join(secrets.choice(ALPHABET) for _ in range(body_length))
+        # A body starting or ending with "-"/"_" is a valid key, but keep tests' text simple.
+        if body[0] in "-_" or body[-1] in "-_":
+            continue
+        if classify_body(body)[0].value == "high":
+            return "poelis_api_" + body
+
+
+@dataclass
+class CliRun:
+    status: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def findings(self) -> list[dict[str, Any]]:
+        return self.json()["findings"]
+
+
+def run_cli(*args: str, cwd: Path | None = None, stdin: bytes | None = None,
+            env: dict[str, str] | None = None) -> CliRun:
+    """Run ``python -m poelis_scan`` for real, as a user or CI would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "poelis_scan", *args],
+        cwd=cwd,
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        env=full_env,
+        timeout=300,
+    )
+    return CliRun(proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                  proc.stderr.decode("utf-8", "replace"))
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.invalid",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git with the tests' own identity and no user or system configuration."""
+    proc = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args], cwd=repo, capture_output=True,
+        env={**os.environ, **GIT_ENV}, check=True,
+    )
+    return proc.stdout.decode()
+
+
+@pytest.fixture
+def key() -> str:
+    return make_key()
