@@ -7,6 +7,7 @@ how they were cut into reads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,50 +78,115 @@ class StreamResult:
     size: int
 
 
-def scan_stream(read: Callable[[int], bytes], chunk_size: int = CHUNK_SIZE) -> StreamResult:
-    """Scan everything ``read`` returns until it returns ``b""``, in bounded memory.
+ReadInto = Callable[[memoryview], int]
+PRead = Callable[[int, int], bytes]  # (offset, size) -> bytes, like os.pread
 
-    Consecutive windows overlap by ``LOOKAHEAD`` bytes, and each needle is judged in exactly
-    one window (the first one that holds all the bytes needed to judge it), so no key is lost
-    or reported twice at a read boundary.
-    """
-    first = read(chunk_size)
-    if not first:
-        return StreamResult([], 0)
-    second = read(chunk_size)
-    if not second:  # the common case: the whole stream fit in one read
-        return StreamResult(locate(first, find_matches(first)), len(first))
+# Bytes carried from one window into the next: enough to judge a needle that starts just before
+# the window's decision limit, plus the byte before it (which decides whether a key is glued).
+_CARRY = LOOKAHEAD + 1
+_buffers = threading.local()
 
-    buf = bytearray(first)
-    buf += second
-    base = 0  # stream offset of buf[0]
-    decided = 0  # needles starting before this stream offset have been judged
-    line_at_base = 1
-    chars_before_base = 0
-    found: list[LocatedMatch] = []
-    eof = False
-    while True:
-        end = base + len(buf)
-        limit = end if eof else end - LOOKAHEAD
-        if limit > decided:
-            for m in find_matches(buf, decided - base, limit - base):
-                found.append(_locate_in(buf, m, base, line_at_base, chars_before_base))
-            decided = limit
-        if eof:
-            return StreamResult(found, end)
-        # Keep one byte before the next needle position: it decides whether a key is glued.
-        drop = decided - 1 - base
-        if drop > 0:
-            newlines = buf.count(b"\n", 0, drop)
-            if newlines:
-                line_at_base += newlines
-                chars_before_base = _char_count(buf[buf.rfind(b"\n", 0, drop) + 1 : drop])
-            else:
-                chars_before_base += _char_count(buf[:drop])
-            del buf[:drop]
-            base += drop
-        chunk = read(chunk_size)
-        if chunk:
-            buf += chunk
+
+def _take_buffer(size: int) -> bytearray:
+    """A window buffer reused across the streams a thread scans: no allocation (and no fresh
+    pages to fault in) per file. Nested scans (a member inside an archive) take another one."""
+    free: list[bytearray] = _buffers.__dict__.setdefault("free", [])
+    for i, buf in enumerate(free):
+        if len(buf) == size:
+            return free.pop(i)
+    return bytearray(size)
+
+
+def _give_back(buf: bytearray) -> None:
+    free: list[bytearray] = _buffers.__dict__.setdefault("free", [])
+    if len(free) < 4:
+        free.append(buf)
+
+
+@dataclass(slots=True)
+class _LineState:
+    """Line number and characters since that line's start, at stream offset ``offset``."""
+
+    offset: int = 0
+    line: int = 1
+    chars: int = 0
+
+    def advance(self, data: bytes | bytearray, length: int) -> None:
+        """Move the state over ``data[:length]``, the bytes that follow ``offset``."""
+        newlines = data.count(b"\n", 0, length)
+        if newlines:
+            self.line += newlines
+            self.chars = _char_count(memoryview(data)[data.rfind(b"\n", 0, length) + 1 : length])
         else:
-            eof = True
+            self.chars += _char_count(memoryview(data)[:length])
+        self.offset += length
+
+
+def scan_stream(
+    readinto: ReadInto, chunk_size: int = CHUNK_SIZE, pread: PRead | None = None
+) -> StreamResult:
+    """Scan everything ``readinto`` delivers until it returns 0, in bounded memory.
+
+    The window holds at most ``chunk_size`` bytes; consecutive windows overlap by ``_CARRY``
+    bytes and each needle is judged in exactly one window (the first that holds every byte
+    needed to judge it), so no key is lost or reported twice where two reads meet. Short reads
+    (pipes) are fine: the window is filled until it is full or the stream ends.
+
+    Lines are counted as windows slide by, unless ``pread(offset, size)`` can read the stream
+    again (a regular file): then they are counted only when a later window holds a key, which
+    spares a pass over every large file without one.
+    """
+    if chunk_size <= _CARRY:
+        raise ValueError(f"chunk_size must exceed {_CARRY}")
+    buf = _take_buffer(chunk_size)
+    view = memoryview(buf)
+    try:
+        return _scan_windows(readinto, pread, buf, view)
+    finally:
+        view.release()
+        _give_back(buf)
+
+
+def _catch_up(state: _LineState, target: int, pread: PRead) -> None:
+    """Advance ``state`` to stream offset ``target`` by reading the skipped bytes again."""
+    while state.offset < target:
+        piece = pread(state.offset, min(CHUNK_SIZE, target - state.offset))
+        if not piece:  # the file shrank under us: keep what we know rather than fail
+            return
+        state.advance(piece, len(piece))
+
+
+def _scan_windows(
+    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview
+) -> StreamResult:
+    found: list[LocatedMatch] = []
+    base = 0  # stream offset of buf[0]
+    start = 0  # needles starting before buf[start] were judged in an earlier window
+    filled = 0
+    state = _LineState()  # known at state.offset, which is base unless pread defers it
+    size = len(buf)
+    while True:
+        eof = False
+        while filled < size:
+            n = readinto(view[filled:])
+            if not n:
+                eof = True
+                break
+            filled += n
+        limit = filled if eof else filled - LOOKAHEAD
+        matches = find_matches(buf, start, limit, filled)
+        if matches and state.offset < base:
+            assert pread is not None
+            _catch_up(state, base, pread)
+        for m in matches:
+            found.append(_locate_in(buf, m, base, state.line, state.chars))
+        if eof:
+            return StreamResult(found, base + filled)
+        # Slide: keep buf[limit - 1 : filled] (the byte before the next needle position on).
+        drop = limit - 1
+        if pread is None:
+            state.advance(buf, drop)
+        view[: filled - drop] = view[drop:filled]
+        base += drop
+        filled -= drop
+        start = 1

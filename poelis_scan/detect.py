@@ -48,12 +48,12 @@ class Match:
         )
 
 
-def _match_at(data: bytes | bytearray | memoryview, pos: int) -> Match | None:
-    """Judge the needle at ``pos``: a key when the grammar holds, else ``None``."""
+def _match_at(data: bytes | bytearray, pos: int, end: int) -> Match | None:
+    """Judge the needle at ``pos`` (``data[:end]`` is valid): a key if the grammar holds."""
     if pos > 0 and data[pos - 1] in GLUE_BEFORE:
         return None
     body_start = pos + len(PREFIX)
-    run = _BODY_RUN.match(data, body_start)
+    run = _BODY_RUN.match(data, body_start, end)
     assert run is not None  # the pattern also matches the empty run
     length = run.end() - body_start
     if not MIN_BODY <= length <= MAX_BODY:
@@ -64,20 +64,23 @@ def _match_at(data: bytes | bytearray | memoryview, pos: int) -> Match | None:
 
 
 def find_matches(
-    data: bytes | bytearray, start: int = 0, stop: int | None = None
+    data: bytes | bytearray, start: int = 0, stop: int | None = None, end: int | None = None
 ) -> list[Match]:
-    """Every key whose prefix begins in ``data[start:stop]``.
+    """Every key whose prefix begins in ``data[start:stop]``, reading no byte at ``end`` or after.
 
-    Bytes after ``stop`` are read to finish judging a needle that begins before it; callers
-    that stream a file use ``stop`` to leave the undecided tail to the next window.
+    Bytes between ``stop`` and ``end`` are read to finish judging a needle that begins before
+    ``stop``; a streaming caller leaves the undecided tail to its next window that way, and
+    passes ``end`` because its reused buffer holds stale bytes after the valid ones.
     """
+    if end is None:
+        end = len(data)
     if stop is None:
-        stop = len(data)
+        stop = end
     matches: list[Match] = []
-    search_end = min(len(data), stop + len(PREFIX) - 1)
+    search_end = min(end, stop + len(PREFIX) - 1)
     pos = data.find(PREFIX, start, search_end)
     while pos != -1:
-        match = _match_at(data, pos)
+        match = _match_at(data, pos, end)
         if match is not None:
             matches.append(match)
         pos = data.find(PREFIX, pos + 1, search_end)

@@ -23,9 +23,9 @@ from .sources.files import (
     STDIN,
     STDIN_TASK_NAME,
     Excluder,
+    FileReader,
     FileTask,
     Skip,
-    open_reader,
     walk,
 )
 
@@ -72,13 +72,16 @@ class _BatchResult:
 
 
 def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
+    if not result.matches:
+        return []
+    report_path, display_path = task.report_path, task.display_path
     return [
         Finding(
             secret=lm.match.secret,
             confidence=lm.match.confidence,
             reason=lm.match.reason,
-            location=Location(task.report_path, lm.line, lm.column, lm.end_column),
-            display_path=task.display_path,
+            location=Location(report_path, lm.line, lm.column, lm.end_column),
+            display_path=display_path,
         )
         for lm in result.matches
     ]
@@ -86,12 +89,12 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
 
 def _scan_task(task: FileTask) -> StreamResult:
     if task.path == STDIN:
-        return scan_stream(sys.stdin.buffer.read)
-    read, close = open_reader(task.path)
+        return scan_stream(sys.stdin.buffer.readinto)
+    reader = FileReader(task.path)
     try:
-        return scan_stream(read)
+        return scan_stream(reader.readinto, pread=reader.pread)
     finally:
-        close()
+        reader.close()
 
 
 def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
@@ -172,7 +175,7 @@ def scan_paths(
     roots = [os.fspath(p) for p in paths]
     batches: Iterable[_BatchResult] = ()
     if STDIN in roots:
-        batches = [_scan_batch([FileTask(STDIN, STDIN_TASK_NAME, STDIN_TASK_NAME)])]
+        batches = [_scan_batch([FileTask(STDIN, "", STDIN_TASK_NAME, STDIN_TASK_NAME)])]
         roots = [r for r in roots if r != STDIN]
     tasks = walk(roots, Excluder(tuple(exclude)), skipped)
     findings: list[Finding] = []

@@ -338,3 +338,14 @@ def test_console_script_and_module_entry_points(tmp_path: Path) -> None:
     proc = subprocess.run([script, "scan", str(tmp_path)], capture_output=True)
     assert proc.returncode == 0
     assert run_cli("--version").stdout.strip().endswith("0.1.0")
+
+
+def test_large_file_lines_are_exact_past_many_windows(tmp_path: Path) -> None:
+    """A key 5 MB into a file (five read windows) gets its true line and column."""
+    k = make_key()
+    lines = [f"log line {i} status=200\n" for i in range(250_000)]
+    lines.insert(200_000, f"leaked: {k}\n")
+    (tmp_path / "big.log").write_text("".join(lines))
+    assert (tmp_path / "big.log").stat().st_size > 5_000_000
+    (f,) = run_cli("scan", str(tmp_path), "--format", "json").findings()
+    assert (f["location"]["line"], f["location"]["column"]) == (200_001, 9)

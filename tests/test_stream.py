@@ -13,8 +13,12 @@ from poelis_scan.content import locate, scan_stream
 from poelis_scan.detect import LOOKAHEAD, find_matches
 
 
-def positions(data: bytes, chunk_size: int) -> list[tuple[int, int, int, str]]:
-    result = scan_stream(io.BytesIO(data).read, chunk_size)
+def positions(
+    data: bytes, chunk_size: int, reread: bool = False
+) -> list[tuple[int, int, int, str]]:
+    """Scan ``data`` as a stream; with ``reread``, lines are counted late through ``pread``."""
+    pread = (lambda offset, size: data[offset : offset + size]) if reread else None
+    result = scan_stream(io.BytesIO(data).readinto, chunk_size, pread)
     assert result.size == len(data)
     return [(lm.offset, lm.line, lm.column, lm.match.secret) for lm in result.matches]
 
@@ -24,23 +28,25 @@ def reference(data: bytes) -> list[tuple[int, int, int, str]]:
             for lm in locate(data, find_matches(data))]
 
 
-@pytest.mark.parametrize("chunk_size", [LOOKAHEAD + 1, 100, 257, 4096])
-def test_key_straddling_every_boundary_offset(chunk_size: int) -> None:
+@pytest.mark.parametrize("reread", [False, True])
+@pytest.mark.parametrize("chunk_size", [LOOKAHEAD + 2, 100, 257, 4096])
+def test_key_straddling_every_boundary_offset(chunk_size: int, reread: bool) -> None:
     k = make_key().encode()
     for shift in range(-len(k) - 2, 3):
         start = chunk_size * 2 + shift
         data = b"a\n" * (start // 2) + b"." * (start % 2) + k + b"\nend"
         assert data.index(k) == start
-        got = positions(data, chunk_size)
+        got = positions(data, chunk_size, reread)
         assert [g[0] for g in got] == [start], f"shift {shift}"
         assert got == reference(data)
 
 
-def test_line_and_column_across_many_windows() -> None:
+@pytest.mark.parametrize("reread", [False, True])
+def test_line_and_column_across_many_windows(reread: bool) -> None:
     k = make_key().encode()
     # A long line that spans windows, multi-byte characters before the key, CRLF line ends.
     data = b"x\r\n" * 1000 + "é".encode() * 5000 + b" " + k + b"\r\n" + b"tail"
-    (hit,) = positions(data, 1024)
+    (hit,) = positions(data, 1024, reread)
     assert hit[1:3] == (1001, 5002)
     assert hit == reference(data)[0]
 
@@ -57,11 +63,12 @@ def test_minified_single_line_of_two_megabytes() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     pieces=st.lists(st.one_of(st.binary(max_size=200), st.just(b"KEY")), max_size=12),
-    chunk_size=st.integers(LOOKAHEAD + 1, 400),
+    chunk_size=st.integers(LOOKAHEAD + 2, 400),
+    reread=st.booleans(),
 )
-def test_windows_agree_with_one_buffer(pieces: list[bytes], chunk_size: int) -> None:
+def test_windows_agree_with_one_buffer(pieces: list[bytes], chunk_size: int, reread: bool) -> None:
     data = b"".join(b" " + make_key().encode() + b" " if p == b"KEY" else p for p in pieces)
-    assert positions(data, chunk_size) == reference(data)
+    assert positions(data, chunk_size, reread) == reference(data)
 
 
 def test_short_reads_from_a_pipe_are_handled() -> None:
@@ -70,8 +77,8 @@ def test_short_reads_from_a_pipe_are_handled() -> None:
     data = b"z" * 5000 + k + b"z"
     stream = io.BytesIO(b"\n" + data)
 
-    def trickle(n: int) -> bytes:
-        return stream.read(min(n, 7))
+    def trickle(buffer: memoryview) -> int:
+        return stream.readinto(buffer[:7])
 
     result = scan_stream(trickle, 4096)
     assert [lm.match.secret for lm in result.matches] == []  # glued to "z": not a key
