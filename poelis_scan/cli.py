@@ -113,7 +113,7 @@ def scan(
             raise FatalError(f"no such file or directory: {root}")
 
     def on_skip(skip: Any) -> None:
-        if skip.reason == "unreadable":
+        if skip.reason in ("unreadable", "error"):
             _warn(f"cannot read {skip.display_path}: {skip.detail}")
 
     result = scan_paths(

@@ -7,11 +7,13 @@ how they were cut into reads.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from .detect import LOOKAHEAD, Match, find_matches
+from .grammar import PREFIX
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
 # bounded whatever the file size: a scan holds at most CHUNK_SIZE + LOOKAHEAD bytes per file.
@@ -45,7 +47,7 @@ def _char_count(data: bytes | bytearray | memoryview) -> int:
 
 
 def locate(data: bytes | bytearray, matches: list[Match]) -> list[LocatedMatch]:
-    """Give matches found in one in-memory buffer their line and column."""
+    """Give matches found in one in-memory buffer (from its first byte) a line and column."""
     return [_locate_in(data, m, 0, 1, 0) for m in matches]
 
 
@@ -91,9 +93,8 @@ def _take_buffer(size: int) -> bytearray:
     """A window buffer reused across the streams a thread scans: no allocation (and no fresh
     pages to fault in) per file. Nested scans (a member inside an archive) take another one."""
     free: list[bytearray] = _buffers.__dict__.setdefault("free", [])
-    for i, buf in enumerate(free):
-        if len(buf) == size:
-            return free.pop(i)
+    if free and len(free[-1]) == size:
+        return free.pop()
     return bytearray(size)
 
 
@@ -141,9 +142,33 @@ def scan_stream(
     buf = _take_buffer(chunk_size)
     view = memoryview(buf)
     try:
-        return _scan_windows(readinto, pread, buf, view)
+        return _scan_windows(readinto, pread, buf, view, 0)
     finally:
         view.release()
+        _give_back(buf)
+
+
+def scan_fd(fd: int) -> StreamResult:
+    """Scan an open regular file: the hot path of a directory scan.
+
+    A regular file reads short only at its end, so a file that fits in one window costs one
+    ``readv`` and one ``find``, and a file with no needle allocates nothing.
+    """
+    buf = _take_buffer(CHUNK_SIZE)
+    try:
+        filled = os.readv(fd, [buf])
+        if filled < CHUNK_SIZE:
+            if buf.find(PREFIX, 0, filled) == -1:
+                return StreamResult([], filled)
+            return StreamResult(locate(buf, find_matches(buf, 0, filled, filled)), filled)
+        view = memoryview(buf)
+        try:
+            return _scan_windows(
+                lambda b: os.readv(fd, [b]), lambda o, n: os.pread(fd, n, o), buf, view, filled
+            )
+        finally:
+            view.release()
+    finally:
         _give_back(buf)
 
 
@@ -157,12 +182,12 @@ def _catch_up(state: _LineState, target: int, pread: PRead) -> None:
 
 
 def _scan_windows(
-    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview
+    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview, filled: int
 ) -> StreamResult:
+    """The window loop; ``buf[:filled]`` already holds the stream's first bytes."""
     found: list[LocatedMatch] = []
     base = 0  # stream offset of buf[0]
     start = 0  # needles starting before buf[start] were judged in an earlier window
-    filled = 0
     state = _LineState()  # known at state.offset, which is base unless pread defers it
     size = len(buf)
     while True:

@@ -1,8 +1,8 @@
 """Wires a source of files to the content pipeline, across both cores.
 
-``bytes.find`` holds the GIL, so threads only overlap the system calls; worker processes
-(forked, so they start in milliseconds) scan in parallel. ``benchmarks/bench_files.py
---executors`` measures both; processes won on every tree we measured (see the README).
+``bytes.find`` holds the GIL, so threads only overlap the system calls; forked worker
+processes (``workers.py``) scan in parallel. ``benchmarks/bench_files.py --executors``
+measures processes, threads and a single process side by side (numbers in the README).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .content import StreamResult, scan_stream
+from .content import StreamResult, scan_fd, scan_stream
 from .findings import Finding, Location
 from .grammar import Confidence
 from .sources.files import (
     STDIN,
     STDIN_TASK_NAME,
     Excluder,
-    FileReader,
     FileTask,
     Skip,
+    open_regular_file,
     walk,
 )
 
@@ -90,11 +90,11 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
 def _scan_task(task: FileTask) -> StreamResult:
     if task.path == STDIN:
         return scan_stream(sys.stdin.buffer.readinto)
-    reader = FileReader(task.path)
+    fd = open_regular_file(task.path)
     try:
-        return scan_stream(reader.readinto, pread=reader.pread)
+        return scan_fd(fd)
     finally:
-        reader.close()
+        os.close(fd)
 
 
 def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
@@ -106,6 +106,10 @@ def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
         except OSError as error:
             detail = error.strerror or str(error)
             out.skips.append(Skip(task.display_path, "unreadable", detail))
+            continue
+        except Exception as error:  # a bug must cost one file, not the whole scan
+            detail = f"internal error ({type(error).__name__}), please report it"
+            out.skips.append(Skip(task.display_path, "error", detail))
             continue
         out.files += 1
         out.size += result.size
@@ -128,17 +132,15 @@ def _run_batches(
         yield from map(_scan_batch, _batches(tasks))
         return
     batches = _batches(itertools.chain(head, tasks))
-    if executor == "thread":
+    if executor == "thread" or not hasattr(os, "fork"):  # no fork (Windows): threads
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(jobs) as pool:
             yield from pool.map(_scan_batch, batches)
         return
-    import multiprocessing
+    from .workers import fork_map
 
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    with context.Pool(jobs) as pool:
-        yield from pool.imap_unordered(_scan_batch, batches)
+    yield from fork_map(_scan_batch, batches, jobs)
 
 
 def default_jobs() -> int:

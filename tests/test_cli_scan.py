@@ -349,3 +349,22 @@ def test_large_file_lines_are_exact_past_many_windows(tmp_path: Path) -> None:
     assert (tmp_path / "big.log").stat().st_size > 5_000_000
     (f,) = run_cli("scan", str(tmp_path), "--format", "json").findings()
     assert (f["location"]["line"], f["location"]["column"]) == (200_001, 9)
+
+
+def test_real_files_with_a_key_across_the_read_window(tmp_path: Path) -> None:
+    """Files read through the directory fast path, keys placed around the 1 MiB window edge."""
+    from poelis_scan.content import CHUNK_SIZE
+
+    expected = {}
+    for shift in (-70, -61, -60, -30, -1, 0, 1, 60):
+        k = make_key()
+        start = CHUNK_SIZE + shift
+        data = b"." * (start - 1) + b"\n" + k.encode() + b"\n"
+        (tmp_path / f"edge{shift}.txt").write_bytes(data)
+        expected[f"edge{shift}.txt"] = (k, 2)
+    k = make_key()  # a file of exactly one window, the key in its last bytes
+    (tmp_path / "exact.txt").write_bytes(b"x" * (CHUNK_SIZE - len(k) - 1) + b" " + k.encode())
+    expected["exact.txt"] = (k, 1)
+    result = scan_paths([tmp_path], jobs=1)
+    got = {f.location.path: (f.secret, f.location.line) for f in result.findings}
+    assert got == expected
