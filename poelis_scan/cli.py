@@ -88,6 +88,12 @@ def cli() -> None:
     help="low also reports placeholders, identifiers and the documented example key.",
 )
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths (repeatable).")
+@click.option(
+    "--decode/--no-decode",
+    default=True,
+    show_default=True,
+    help="Also find keys written in UTF-16, base64 and hex.",
+)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: cores).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def scan(
@@ -97,6 +103,7 @@ def scan(
     reveal: bool,
     min_confidence: str,
     exclude: tuple[str, ...],
+    decode: bool,
     jobs: int | None,
     quiet: bool,
 ) -> int:
@@ -116,9 +123,8 @@ def scan(
         if skip.reason in ("unreadable", "error"):
             _warn(f"cannot read {skip.display_path}: {skip.detail}")
 
-    result = scan_paths(
-        roots, exclude=exclude, min_confidence=min_confidence, jobs=jobs, on_skip=on_skip
-    )
+    result = scan_paths(roots, exclude=exclude, min_confidence=min_confidence, jobs=jobs,
+                        on_skip=on_skip, decode=decode)
     _write_report(output, fmt, result, reveal)
     if not quiet:
         click.echo(_summary(result.stats, min_confidence), err=True)

@@ -12,8 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .detect import LOOKAHEAD, Match, find_matches
-from .grammar import PREFIX
+from .detect import LOOKAHEAD, LOOKBEHIND, Match, find_matches
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
 # bounded whatever the file size: a scan holds at most CHUNK_SIZE + LOOKAHEAD bytes per file.
@@ -31,11 +30,36 @@ class LocatedMatch:
 
     @property
     def end_column(self) -> int:
-        """One past the key's last character (the key is ASCII, so one column a byte)."""
-        return self.column + (self.match.end - self.match.start)
+        """One past the last character of the key as written (encoded forms are ASCII, so one
+        column a byte, except UTF-16: two bytes a column)."""
+        width = self.match.end - self.match.start
+        return self.column + (width // 2 if self.match.encoding.startswith("utf-16") else width)
 
 
 _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
+
+
+@dataclass(slots=True)
+class _LineState:
+    """Where lines stand at stream offset ``offset``: the line number, the offset just after
+    the last newline, and the UTF-8 characters between that and ``offset``."""
+
+    offset: int = 0
+    line: int = 1
+    line_start: int = 0
+    chars: int = 0
+
+    def advance(self, data: bytes | bytearray, length: int) -> None:
+        """Move the state over ``data[:length]``, the bytes that follow ``offset``."""
+        newlines = data.count(b"\n", 0, length)
+        if newlines:
+            last = data.rfind(b"\n", 0, length)
+            self.line += newlines
+            self.line_start = self.offset + last + 1
+            self.chars = _char_count(memoryview(data)[last + 1 : length])
+        else:
+            self.chars += _char_count(memoryview(data)[:length])
+        self.offset += length
 
 
 def _char_count(data: bytes | bytearray | memoryview) -> int:
@@ -48,28 +72,34 @@ def _char_count(data: bytes | bytearray | memoryview) -> int:
 
 def locate(data: bytes | bytearray, matches: list[Match]) -> list[LocatedMatch]:
     """Give matches found in one in-memory buffer (from its first byte) a line and column."""
-    return [_locate_in(data, m, 0, 1, 0) for m in matches]
+    return [_locate_in(data, m, 0, _LineState()) for m in matches]
 
 
-def _locate_in(
-    buf: bytes | bytearray, match: Match, base: int, line_at_base: int, chars_before_base: int
-) -> LocatedMatch:
-    """Position of ``match`` (offsets relative to ``buf``) given the state at ``buf[0]``.
+_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
-    ``chars_before_base`` counts the characters between the start of the line that is open at
-    ``buf[0]`` and ``buf[0]``: it matters only when no newline precedes the match in ``buf``.
+
+def _locate_in(buf: bytes | bytearray, match: Match, base: int, state: _LineState) -> LocatedMatch:
+    """Position of ``match`` (offsets relative to ``buf``) given the line state at ``buf[0]``.
+
+    Columns count characters: UTF-8 characters for text, UTF-16 code units for a key found in
+    UTF-16 (whose newline is ``\n\0`` or ``\0\n``, one ``\n`` byte either way).
     """
     pos = match.start
-    line = line_at_base + buf.count(b"\n", 0, pos)
+    line = state.line + buf.count(b"\n", 0, pos)
     newline = buf.rfind(b"\n", 0, pos)
-    if newline == -1:
-        column = chars_before_base + _char_count(memoryview(buf)[:pos]) + 1
+    if match.encoding.startswith("utf-16"):
+        if newline != -1:
+            line_start = newline + 1 + (match.encoding == "utf-16le")
+        elif base == 0 and state.line_start == 0 and bytes(buf[:2]) in _BOMS:
+            line_start = 2
+        else:
+            line_start = state.line_start - base
+        column = (pos - line_start) // 2 + 1
+    elif newline == -1:
+        column = state.chars + _char_count(memoryview(buf)[:pos]) + 1
     else:
         column = _char_count(memoryview(buf)[newline + 1 : pos]) + 1
-    shifted = Match(
-        match.start + base, match.end + base, match.secret, match.confidence, match.reason
-    )
-    return LocatedMatch(shifted, base + pos, line, column)
+    return LocatedMatch(match.shifted(base), base + pos, line, column)
 
 
 @dataclass(slots=True)
@@ -84,8 +114,8 @@ ReadInto = Callable[[memoryview], int]
 PRead = Callable[[int, int], bytes]  # (offset, size) -> bytes, like os.pread
 
 # Bytes carried from one window into the next: enough to judge a needle that starts just before
-# the window's decision limit, plus the byte before it (which decides whether a key is glued).
-_CARRY = LOOKAHEAD + 1
+# the window's decision limit, and the bytes before it that a decoder may look back at.
+CARRY = LOOKBEHIND + LOOKAHEAD
 _buffers = threading.local()
 
 
@@ -104,31 +134,12 @@ def _give_back(buf: bytearray) -> None:
         free.append(buf)
 
 
-@dataclass(slots=True)
-class _LineState:
-    """Line number and characters since that line's start, at stream offset ``offset``."""
-
-    offset: int = 0
-    line: int = 1
-    chars: int = 0
-
-    def advance(self, data: bytes | bytearray, length: int) -> None:
-        """Move the state over ``data[:length]``, the bytes that follow ``offset``."""
-        newlines = data.count(b"\n", 0, length)
-        if newlines:
-            self.line += newlines
-            self.chars = _char_count(memoryview(data)[data.rfind(b"\n", 0, length) + 1 : length])
-        else:
-            self.chars += _char_count(memoryview(data)[:length])
-        self.offset += length
-
-
 def scan_stream(
     readinto: ReadInto, chunk_size: int = CHUNK_SIZE, pread: PRead | None = None
 ) -> StreamResult:
     """Scan everything ``readinto`` delivers until it returns 0, in bounded memory.
 
-    The window holds at most ``chunk_size`` bytes; consecutive windows overlap by ``_CARRY``
+    The window holds at most ``chunk_size`` bytes; consecutive windows overlap by ``CARRY``
     bytes and each needle is judged in exactly one window (the first that holds every byte
     needed to judge it), so no key is lost or reported twice where two reads meet. Short reads
     (pipes) are fine: the window is filled until it is full or the stream ends.
@@ -137,8 +148,8 @@ def scan_stream(
     again (a regular file): then they are counted only when a later window holds a key, which
     spares a pass over every large file without one.
     """
-    if chunk_size <= _CARRY:
-        raise ValueError(f"chunk_size must exceed {_CARRY}")
+    if chunk_size <= CARRY:
+        raise ValueError(f"chunk_size must exceed {CARRY}")
     buf = _take_buffer(chunk_size)
     view = memoryview(buf)
     try:
@@ -158,9 +169,8 @@ def scan_fd(fd: int) -> StreamResult:
     try:
         filled = os.readv(fd, [buf])
         if filled < CHUNK_SIZE:
-            if buf.find(PREFIX, 0, filled) == -1:
-                return StreamResult([], filled)
-            return StreamResult(locate(buf, find_matches(buf, 0, filled, filled)), filled)
+            matches = find_matches(buf, 0, filled, filled)
+            return StreamResult(locate(buf, matches) if matches else [], filled)
         view = memoryview(buf)
         try:
             return _scan_windows(
@@ -204,14 +214,14 @@ def _scan_windows(
             assert pread is not None
             _catch_up(state, base, pread)
         for m in matches:
-            found.append(_locate_in(buf, m, base, state.line, state.chars))
+            found.append(_locate_in(buf, m, base, state))
         if eof:
             return StreamResult(found, base + filled)
-        # Slide: keep buf[limit - 1 : filled] (the byte before the next needle position on).
-        drop = limit - 1
+        # Slide: keep buf[limit - LOOKBEHIND : filled], what the next window may look back at.
+        drop = limit - LOOKBEHIND
         if pread is None:
             state.advance(buf, drop)
         view[: filled - drop] = view[drop:filled]
         base += drop
         filled -= drop
-        start = 1
+        start = LOOKBEHIND

@@ -82,6 +82,7 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
             reason=lm.match.reason,
             location=Location(report_path, lm.line, lm.column, lm.end_column),
             display_path=display_path,
+            encoding=lm.match.encoding,
         )
         for lm in result.matches
     ]
@@ -157,14 +158,19 @@ def scan_paths(
     min_confidence: Confidence | str = Confidence.HIGH,
     jobs: int | None = None,
     on_skip: Callable[[Skip], None] | None = None,
+    decode: bool = True,
     executor: Executor = "process",
 ) -> ScanResult:
     """Scan files and directories (``"-"`` is standard input) for Poelis API keys.
 
     Findings below ``min_confidence`` are counted in ``stats`` but not returned. ``on_skip`` is
     told about every path passed over (unreadable, symbolic link, excluded, special file) as it
-    happens; the scan itself never raises for a bad file.
+    happens; the scan itself never raises for a bad file. ``decode=False`` looks for plain
+    keys only (no UTF-16, base64 or hex).
     """
+    from .needles import use_decoders
+
+    use_decoders(decode)
     started = time.perf_counter()
     stats = Stats()
     floor = Confidence(min_confidence).rank

@@ -9,8 +9,8 @@ from conftest import make_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poelis_scan.content import locate, scan_stream
-from poelis_scan.detect import LOOKAHEAD, find_matches
+from poelis_scan.content import CARRY, locate, scan_stream
+from poelis_scan.detect import find_matches
 
 
 def positions(
@@ -29,7 +29,7 @@ def reference(data: bytes) -> list[tuple[int, int, int, str]]:
 
 
 @pytest.mark.parametrize("reread", [False, True])
-@pytest.mark.parametrize("chunk_size", [LOOKAHEAD + 2, 100, 257, 4096])
+@pytest.mark.parametrize("chunk_size", [CARRY + 1, 300, 513, 4096])
 def test_key_straddling_every_boundary_offset(chunk_size: int, reread: bool) -> None:
     k = make_key().encode()
     for shift in range(-len(k) - 2, 3):
@@ -63,7 +63,7 @@ def test_minified_single_line_of_two_megabytes() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     pieces=st.lists(st.one_of(st.binary(max_size=200), st.just(b"KEY")), max_size=12),
-    chunk_size=st.integers(LOOKAHEAD + 2, 400),
+    chunk_size=st.integers(CARRY + 1, 700),
     reread=st.booleans(),
 )
 def test_windows_agree_with_one_buffer(pieces: list[bytes], chunk_size: int, reread: bool) -> None:

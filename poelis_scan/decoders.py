@@ -1,0 +1,147 @@
+"""Decoding around a needle hit: turn the bytes near one hit into a key, or into nothing.
+
+Each decoder reads at most ``needles.LOOKBEHIND`` bytes before and ``needles.LOOKAHEAD`` bytes
+after its hit, decodes just that, and applies the same grammar as plain text: the byte before
+the prefix must not be a letter or digit, the body is a maximal run of 29 to 49 key
+characters. The span it returns is where the encoded key sits in the scanned bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass
+
+from .grammar import GLUE_BEFORE, MAX_BODY, MAX_KEY, MIN_BODY, PREFIX
+from .needles import Needle
+
+_BODY_RUN = re.compile(rb"[A-Za-z0-9_-]{0,%d}" % (MAX_BODY + 1))
+_BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]+")
+# Wrapped base64 (``base64 FILE`` breaks lines at 76 characters) continues after a line break.
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]+(?:\r?\n[A-Za-z0-9+/_-]+)*")
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A key found through one encoding: ``start``/``end`` delimit its encoded form."""
+
+    start: int
+    end: int
+    key: bytes
+    encoding: str
+
+
+def key_in(decoded: bytes, at: int) -> bytes | None:
+    """The key whose prefix starts at ``decoded[at]``, if the grammar holds there."""
+    if not decoded.startswith(PREFIX, at):
+        return None
+    if at > 0 and decoded[at - 1] in GLUE_BEFORE:
+        return None
+    body_start = at + len(PREFIX)
+    run = _BODY_RUN.match(decoded, body_start)
+    assert run is not None
+    if not MIN_BODY <= run.end() - body_start <= MAX_BODY:
+        return None
+    return decoded[at : run.end()]
+
+
+def plain(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
+    """The plain needle: the key is the bytes themselves."""
+    window = bytes(data[max(hit - 1, 0) : min(end, hit + MAX_KEY + 1)])
+    key = key_in(window, 1 if hit > 0 else 0)
+    if key is None:
+        return None
+    return Decoded(hit, hit + len(key), key, "plain")
+
+
+def utf16(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
+    """UTF-16 of either byte order: the LE needle also matches BE text, one byte later.
+
+    Whole-file UTF-16 puts each character at an even offset, so a hit at an odd offset is
+    big-endian text whose first byte (the zero high byte of "p") is one byte earlier.
+    """
+    big_endian = hit % 2 == 1
+    first = hit - 1 if big_endian else hit  # the key's first byte
+    lo = first - 2 if first >= 2 else first  # one character earlier decides "glued"
+    raw = bytes(data[lo : min(end, first + 2 * (MAX_KEY + 1))])
+    raw = raw[: len(raw) - len(raw) % 2]
+    codec = "utf-16-be" if big_endian else "utf-16-le"
+    text = raw.decode(codec, "replace").encode("ascii", "replace")
+    key = key_in(text, (first - lo) // 2)
+    if key is None:
+        return None
+    return Decoded(first, first + 2 * len(key), key, "utf-16be" if big_endian else "utf-16le")
+
+
+def base64_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
+    """Base64 (standard or URL-safe) around a hit at any of the three alignments."""
+    group = hit + needle.offset  # first character of the 4-character group holding "p"
+    if group < 0:
+        return None
+    # One group earlier too, when it is base64: it holds the byte that decides "glued".
+    first = group - 4 if group >= 4 and _is_base64_run(data, group - 4, group) else group
+    # Enough characters for the longest key and the byte after it, plus two line breaks.
+    stop = min(end, group + 4 * ((MAX_KEY + 5) // 3 + 1) + 4)
+    run = _BASE64_RUN.match(bytes(data[first:stop]))
+    if run is None:
+        return None
+    chars = run.group().replace(b"\r", b"").replace(b"\n", b"")
+    urlsafe = b"-" in chars or b"_" in chars
+    if urlsafe and (b"+" in chars or b"/" in chars):
+        return None  # two alphabets at once: not one encoding
+    whole = len(chars) - len(chars) % 4
+    tail = chars[whole:]  # 2 or 3 trailing characters still carry 1 or 2 bytes
+    padded = chars[:whole] + (tail + b"=" * (4 - len(tail)) if len(tail) in (2, 3) else b"")
+    if urlsafe:
+        padded = padded.translate(_URLSAFE_TO_STANDARD)
+    try:
+        decoded = binascii.a2b_base64(padded)
+    except binascii.Error:
+        return None
+    at = (group - first) // 4 * 3 + needle.align
+    key = key_in(decoded, at)
+    if key is None:
+        return None
+    # Map the decoded key back onto characters: 4 characters per 3 bytes, rounded outward.
+    key_end_byte = at + len(key)
+    start = first + (at * 4) // 3
+    stop = first + -(-key_end_byte * 4 // 3)
+    return Decoded(start, stop, key, "base64url" if urlsafe else "base64")
+
+
+def _is_base64_run(data: bytes | bytearray, start: int, stop: int) -> bool:
+    return _BASE64_CHARS.fullmatch(bytes(data[start:stop])) is not None
+
+
+def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
+    """Hex digits of either case, read from the prefix's first digit."""
+    first = hit + needle.offset
+    if first < 0:
+        return None
+    lo = first - 2 if first >= 2 and _HEX_RUN.fullmatch(bytes(data[first - 2 : first])) else first
+    run = _HEX_RUN.match(bytes(data[lo : min(end, first + 2 * (MAX_KEY + 1))]))
+    if run is None:
+        return None
+    digits = run.group()
+    digits = digits[: len(digits) - len(digits) % 2]
+    try:
+        decoded = binascii.unhexlify(digits)
+    except binascii.Error:
+        return None
+    key = key_in(decoded, (first - lo) // 2)
+    if key is None:
+        return None
+    return Decoded(first, first + 2 * len(key), key, "hex")
+
+
+def decode(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
+    """Dispatch a hit to its encoding's decoder."""
+    if needle.encoding == "plain":
+        return plain(data, hit, end)
+    if needle.encoding == "utf-16":
+        return utf16(data, hit, end)
+    if needle.encoding == "base64":
+        return base64_hit(data, hit, end, needle)
+    return hex_hit(data, hit, end, needle)
