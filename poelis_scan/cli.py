@@ -123,8 +123,11 @@ def scan(
         if skip.reason in ("unreadable", "error"):
             _warn(f"cannot read {skip.display_path}: {skip.detail}")
 
+    def on_warning(note: Any) -> None:
+        _warn(f"{note.display_path}: {note.detail}")
+
     result = scan_paths(roots, exclude=exclude, min_confidence=min_confidence, jobs=jobs,
-                        on_skip=on_skip, decode=decode)
+                        on_skip=on_skip, on_warning=on_warning, decode=decode)
     _write_report(output, fmt, result, reveal)
     if not quiet:
         click.echo(_summary(result.stats, min_confidence), err=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .detect import LOOKAHEAD, LOOKBEHIND, Match, find_matches
 
@@ -27,6 +27,7 @@ class LocatedMatch:
     offset: int
     line: int
     column: int
+    member: str | None = None  # inside an archive: the member's path
 
     @property
     def end_column(self) -> int:
@@ -104,10 +105,30 @@ def _locate_in(buf: bytes | bytearray, match: Match, base: int, state: _LineStat
 
 @dataclass(slots=True)
 class StreamResult:
-    """What one stream held: its matches, and how many bytes were read from it."""
+    """What one stream held: its matches, how many bytes were read from it, and for an archive
+    the notes (limits, damage) and how many members and expanded bytes were scanned."""
 
     matches: list[LocatedMatch]
     size: int
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    members: int = 0
+    expanded: int = 0
+
+
+def container_kind(head: bytes | bytearray | memoryview) -> str | None:
+    """The archive or compression format that ``head`` (a file's first bytes) starts, if any."""
+    start = bytes(head[:8])
+    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if start.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if start.startswith(b"BZh") and start[3:4].isdigit():
+        return "bzip2"
+    if start.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if bytes(head[257:262]) == b"ustar":
+        return "tar"
+    return None
 
 
 ReadInto = Callable[[memoryview], int]
@@ -159,15 +180,23 @@ def scan_stream(
         _give_back(buf)
 
 
-def scan_fd(fd: int) -> StreamResult:
+def scan_fd(fd: int, name: str = "", archives: bool = True) -> StreamResult:
     """Scan an open regular file: the hot path of a directory scan.
 
     A regular file reads short only at its end, so a file that fits in one window costs one
-    ``readv`` and one ``find``, and a file with no needle allocates nothing.
+    ``readv`` and one ``find``, and a file with no needle allocates nothing. An archive or
+    compressed file (recognised by its first bytes, not its name) is scanned member by member.
     """
     buf = _take_buffer(CHUNK_SIZE)
     try:
         filled = os.readv(fd, [buf])
+        kind = container_kind(bytes(buf[: min(filled, 512)])) if archives else None
+        if kind is not None:
+            from .containers import scan_container
+
+            with os.fdopen(fd, "rb", closefd=False) as stream:
+                stream.seek(0)
+                return scan_container(stream, kind, name)
         if filled < CHUNK_SIZE:
             matches = find_matches(buf, 0, filled, filled)
             return StreamResult(locate(buf, matches) if matches else [], filled)
@@ -180,6 +209,33 @@ def scan_fd(fd: int) -> StreamResult:
             view.release()
     finally:
         _give_back(buf)
+
+
+def prefixed(head: bytes, readinto: ReadInto) -> ReadInto:
+    """A ``readinto`` that first delivers ``head`` (bytes already read), then the rest."""
+    pending = memoryview(head)
+
+    def read(buffer: memoryview) -> int:
+        nonlocal pending
+        if pending:
+            n = min(len(buffer), len(pending))
+            buffer[:n] = pending[:n]
+            pending = pending[n:]
+            return n
+        return readinto(buffer)
+
+    return read
+
+
+def read_head(readinto: ReadInto, size: int) -> bytes:
+    """Up to ``size`` first bytes of a stream that may deliver them in pieces (a pipe)."""
+    head = bytearray(size)
+    view = memoryview(head)
+    filled = 0
+    while filled < size and (n := readinto(view[filled:])):
+        filled += n
+    view.release()
+    return bytes(head[:filled])
 
 
 def _catch_up(state: _LineState, target: int, pread: PRead) -> None:

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .content import StreamResult, scan_fd, scan_stream
+from .content import (
+    StreamResult,
+    container_kind,
+    prefixed,
+    read_head,
+    scan_fd,
+    scan_stream,
+)
 from .findings import Finding, Location
 from .grammar import Confidence
 from .sources.files import (
@@ -41,7 +48,10 @@ class Stats:
 
     files_scanned: int = 0
     bytes_scanned: int = 0
+    archive_members_scanned: int = 0
+    archive_bytes_expanded: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
     findings_reported: int = 0
     findings_below_confidence: int = 0
     seconds: float = 0.0
@@ -50,7 +60,10 @@ class Stats:
         return {
             "files_scanned": self.files_scanned,
             "bytes_scanned": self.bytes_scanned,
+            "archive_members_scanned": self.archive_members_scanned,
+            "archive_bytes_expanded": self.archive_bytes_expanded,
             "skipped": dict(sorted(self.skipped.items())),
+            "warnings": dict(sorted(self.warnings.items())),
             "findings_reported": self.findings_reported,
             "findings_below_confidence": self.findings_below_confidence,
             "seconds": round(self.seconds, 3),
@@ -69,6 +82,9 @@ class _BatchResult:
     files: int
     size: int
     skips: list[Skip]
+    notes: list[Skip] = field(default_factory=list)  # warnings about a file that was scanned
+    members: int = 0
+    expanded: int = 0
 
 
 def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
@@ -80,7 +96,7 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
             secret=lm.match.secret,
             confidence=lm.match.confidence,
             reason=lm.match.reason,
-            location=Location(report_path, lm.line, lm.column, lm.end_column),
+            location=Location(report_path, lm.line, lm.column, lm.end_column, lm.member),
             display_path=display_path,
             encoding=lm.match.encoding,
         )
@@ -88,12 +104,23 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
     ]
 
 
+def _scan_stdin() -> StreamResult:
+    readinto = sys.stdin.buffer.readinto
+    head = read_head(readinto, 512)
+    kind = container_kind(head)
+    if kind is not None:  # `cat release.tar.gz | poelis-scan scan -`
+        from .containers import scan_spooled_stream
+
+        return scan_spooled_stream(readinto, head, kind, "stdin")
+    return scan_stream(prefixed(head, readinto))
+
+
 def _scan_task(task: FileTask) -> StreamResult:
     if task.path == STDIN:
-        return scan_stream(sys.stdin.buffer.readinto)
+        return _scan_stdin()
     fd = open_regular_file(task.path)
     try:
-        return scan_fd(fd)
+        return scan_fd(fd, os.path.basename(task.path))
     finally:
         os.close(fd)
 
@@ -115,6 +142,10 @@ def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
         out.files += 1
         out.size += result.size
         out.findings.extend(_findings_for(task, result))
+        if result.members or result.notes:
+            out.members += result.members
+            out.expanded += result.expanded
+            out.notes.extend(Skip(task.display_path, kind, msg) for kind, msg in result.notes)
     return out
 
 
@@ -158,6 +189,7 @@ def scan_paths(
     min_confidence: Confidence | str = Confidence.HIGH,
     jobs: int | None = None,
     on_skip: Callable[[Skip], None] | None = None,
+    on_warning: Callable[[Skip], None] | None = None,
     decode: bool = True,
     executor: Executor = "process",
 ) -> ScanResult:
@@ -165,8 +197,9 @@ def scan_paths(
 
     Findings below ``min_confidence`` are counted in ``stats`` but not returned. ``on_skip`` is
     told about every path passed over (unreadable, symbolic link, excluded, special file) as it
-    happens; the scan itself never raises for a bad file. ``decode=False`` looks for plain
-    keys only (no UTF-16, base64 or hex).
+    happens, and ``on_warning`` about trouble inside a file that was scanned (an archive limit
+    that tripped, a corrupt member); the scan itself never raises for a bad file.
+    ``decode=False`` looks for plain keys only (no UTF-16, base64 or hex).
     """
     from .needles import use_decoders
 
@@ -190,8 +223,14 @@ def scan_paths(
     for batch in itertools.chain(batches, _run_batches(tasks, jobs or default_jobs(), executor)):
         stats.files_scanned += batch.files
         stats.bytes_scanned += batch.size
+        stats.archive_members_scanned += batch.members
+        stats.archive_bytes_expanded += batch.expanded
         for skip in batch.skips:
             skipped(skip)
+        for note in batch.notes:
+            stats.warnings[note.reason] += 1
+            if on_warning is not None:
+                on_warning(note)
         for finding in batch.findings:
             if finding.confidence.rank >= floor:
                 findings.append(finding)

@@ -1,0 +1,318 @@
+"""Archives and compressed files: scan every member through the same content pipeline.
+
+A member is streamed, never extracted to disk whole; only a nested archive is spooled (zip
+needs to seek), up to the member cap. Three limits guard against bombs: bytes per member,
+bytes per outer file, and the expansion ratio of a member (decompressed / compressed). When one
+trips, the scan keeps what it read within the limit, says so once, and moves on. Modules for
+each format are imported only when a file of that format turns up.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .content import LocatedMatch, ReadInto, StreamResult, container_kind, scan_stream
+
+HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
+SPOOL_IN_MEMORY = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one outer file may expand to."""
+
+    max_depth: int = 3
+    max_member_bytes: int = 256 << 20
+    max_total_bytes: int = 1 << 30
+    # Beyond ``ratio_free`` bytes, a member may expand at most ``max_ratio`` times its
+    # compressed size. Text legitimately compresses 1000:1 (padding, repeated lines), so the
+    # allowance is large; it exists to stop a bomb early, the byte caps stop it for sure.
+    max_ratio: int = 200
+    ratio_free: int = 64 << 20
+
+
+@dataclass(slots=True)
+class _Budget:
+    """What is left of ``max_total_bytes`` for one outer file, and what was seen."""
+
+    limits: Limits
+    remaining: int
+    top_name: str = ""
+    members: int = 0
+    expanded: int = 0
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    def note(self, kind: str, message: str) -> None:
+        self.notes.append((kind, message))
+
+
+class _LimitedReader:
+    """``readinto`` over a member that stops, and says why, when a limit is reached."""
+
+    def __init__(self, stream: IO[bytes], head: bytes, compressed: int | None,
+                 budget: _Budget, name: str, *, whole_archive: bool = False) -> None:
+        self.stream = stream
+        self.head = head
+        self.compressed = compressed
+        self.budget = budget
+        self.name = name
+        # A .tar.gz's decompressed stream holds many members, each charged on its own: the
+        # stream itself is bounded only by the total and by the expansion ratio.
+        self.whole_archive = whole_archive
+        self.cap = budget.limits.max_total_bytes if whole_archive else budget.limits.max_member_bytes
+        self.read_bytes = 0
+        self.stopped: str | None = None
+
+    def _allowance(self) -> int:
+        limits = self.budget.limits
+        allowed = self.cap - self.read_bytes
+        if not self.whole_archive:
+            allowed = min(allowed, self.budget.remaining)
+        if self.compressed is not None:
+            ratio_cap = max(limits.ratio_free, self.compressed * limits.max_ratio)
+            allowed = min(allowed, ratio_cap - self.read_bytes)
+        return allowed
+
+    def readinto(self, buffer: memoryview) -> int:
+        allowed = self._allowance()
+        if allowed <= 0:
+            if self.stopped is None and self._more_to_read():
+                self._trip()
+            return 0
+        size = min(len(buffer), allowed)
+        if self.head:
+            n = min(size, len(self.head))
+            buffer[:n] = self.head[:n]
+            self.head = self.head[n:]
+        else:
+            n = self.stream.readinto(buffer[:size]) or 0
+        self.read_bytes += n
+        if not self.whole_archive:
+            self.budget.remaining -= n
+            self.budget.expanded += n
+        return n
+
+    def _more_to_read(self) -> bool:
+        return bool(self.head) or bool(self.stream.read(1))
+
+    def _trip(self) -> None:
+        limits = self.budget.limits
+        if self.budget.remaining <= 0 or self.read_bytes >= limits.max_total_bytes:
+            self.stopped = f"total expanded size reached {limits.max_total_bytes} bytes"
+        elif self.read_bytes >= self.cap:
+            self.stopped = f"member larger than {limits.max_member_bytes} bytes"
+        else:
+            self.stopped = f"expands more than {limits.max_ratio} times (compression bomb?)"
+        self.budget.note("archive_limit", f"{self.name}: scanned the first {self.read_bytes} "
+                                          f"bytes only: {self.stopped}")
+
+
+def _join(outer: str | None, inner: str) -> str:
+    return f"{outer}!/{inner}" if outer else inner
+
+
+def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _Budget,
+                 depth: int, found: list[LocatedMatch]) -> None:
+    """One member: a nested container goes one level down, anything else is scanned."""
+    budget.members += 1
+    head = stream.read(HEAD_SIZE)
+    reader = _LimitedReader(stream, head, compressed, budget, name)
+    kind = container_kind(head)
+    if kind is None:
+        result = scan_stream(reader.readinto)
+        found.extend(_with_member(result.matches, name))
+        return
+    if depth >= budget.limits.max_depth:
+        budget.note("archive_depth", f"{name}: nested deeper than {budget.limits.max_depth} "
+                                     "levels, scanned as bytes")
+        result = scan_stream(reader.readinto)
+        found.extend(_with_member(result.matches, name))
+        return
+    with _spool(reader) as spooled:
+        _scan_container(spooled, kind, name, budget, depth + 1, found)
+
+
+def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatch]:
+    for lm in matches:
+        yield LocatedMatch(lm.match, lm.offset, lm.line, lm.column, name)
+
+
+def _spool(reader: _LimitedReader) -> IO[bytes]:
+    """Copy a nested archive to a seekable file (memory first, disk past SPOOL_IN_MEMORY)."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    while n := reader.readinto(view):
+        spooled.write(view[:n])
+    spooled.seek(0)
+    return spooled
+
+
+def _scan_container(stream: IO[bytes], kind: str, outer: str | None, budget: _Budget,
+                    depth: int, found: list[LocatedMatch]) -> None:
+    """Scan every member of the container in ``stream``; errors become notes, not exceptions."""
+    try:
+        if kind == "zip":
+            _scan_zip(stream, outer, budget, depth, found)
+        elif kind == "tar":
+            _scan_tar(stream, outer, budget, depth, found)
+        else:
+            _scan_compressed(stream, kind, outer, budget, depth, found, budget.top_name)
+    except _CORRUPT as error:
+        where = outer or "archive"
+        budget.note("corrupt_archive", f"{where}: {kind} is corrupt or truncated ({error}); "
+                                       "members before the damage were scanned")
+
+
+def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import tarfile
+    import zipfile
+    import zlib
+
+    return (zipfile.BadZipFile, tarfile.TarError, EOFError, lzma.LZMAError, zlib.error,
+            NotImplementedError, ValueError, OSError)
+
+
+_CORRUPT: Any = ()  # filled in on first use so that a scan without archives imports none
+
+
+def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
+              found: list[LocatedMatch]) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(stream) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            name = _join(outer, info.filename)
+            if budget.remaining <= 0:
+                budget.note("archive_limit", f"{name} and later members not scanned: total "
+                                             "expanded size limit reached")
+                return
+            if info.flag_bits & 0x1:
+                budget.note("encrypted_member", f"{name}: encrypted, not scanned")
+                continue
+            try:
+                with archive.open(info) as member:
+                    _scan_member(member, name, info.compress_size, budget, depth, found)
+            except _CORRUPT as error:
+                budget.note("corrupt_archive", f"{name}: cannot be read ({error})")
+
+
+def _scan_tar(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
+              found: list[LocatedMatch]) -> None:
+    import tarfile
+
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for info in archive:
+            if not info.isfile():
+                continue
+            name = _join(outer, info.name)
+            if budget.remaining <= 0:
+                budget.note("archive_limit", f"{name} and later members not scanned: total "
+                                             "expanded size limit reached")
+                return
+            member = archive.extractfile(info)
+            if member is not None:
+                _scan_member(member, name, None, budget, depth, found)
+
+
+def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _Budget,
+                     depth: int, found: list[LocatedMatch], top_name: str) -> None:
+    """gzip, bzip2 or xz: one stream inside; a tar inside is the same level (``.tar.gz``)."""
+    compressed_size = _remaining_size(stream)
+    if kind == "gzip":
+        import gzip
+
+        inner: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb")
+    elif kind == "bzip2":
+        import bz2
+
+        inner = bz2.BZ2File(stream)
+    else:
+        import lzma
+
+        inner = lzma.LZMAFile(stream)
+    name = _join(outer, _inner_name(outer or top_name, kind))
+    with inner:
+        head = inner.read(HEAD_SIZE)
+        if container_kind(head) == "tar":
+            whole = _LimitedReader(inner, head, compressed_size, budget, name, whole_archive=True)
+            _scan_tar(_ReaderFile(whole), outer, budget, depth, found)  # type: ignore[arg-type]
+            return
+        budget.members += 1
+        reader = _LimitedReader(inner, head, compressed_size, budget, name)
+        result = scan_stream(reader.readinto)
+        found.extend(_with_member(result.matches, name))
+
+
+class _ReaderFile:
+    """A minimal read-only file over a ``_LimitedReader`` (for tarfile's stream mode)."""
+
+    def __init__(self, reader: _LimitedReader) -> None:
+        self.reader = reader
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = 1 << 20
+        buffer = bytearray(size)
+        n = self.reader.readinto(memoryview(buffer))
+        return bytes(buffer[:n])
+
+
+
+def _remaining_size(stream: IO[bytes]) -> int | None:
+    try:
+        here = stream.tell()
+        end = stream.seek(0, os.SEEK_END)
+        stream.seek(here)
+        return end - here
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+def _inner_name(outer_name: str, kind: str) -> str:
+    """The name of what a compressed file holds: its own name minus the suffix."""
+    name = outer_name.rsplit("/", 1)[-1]
+    for suffix in {"gzip": (".gz", ".tgz"), "bzip2": (".bz2",), "xz": (".xz",)}[kind]:
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + (".tar" if suffix == ".tgz" else "")
+    return name or f"({kind} content)"
+
+
+def scan_container(stream: IO[bytes], kind: str, name: str,
+                   limits: Limits | None = None) -> StreamResult:
+    """Scan an archive or compressed file, given as a seekable binary file at offset 0.
+
+    ``name`` is the file's own name: a compressed file's content is named after it.
+    """
+    global _CORRUPT
+    if not _CORRUPT:
+        _CORRUPT = _corrupt_errors()
+    limits = limits or Limits()
+    budget = _Budget(limits, limits.max_total_bytes, name.rsplit("/", 1)[-1])
+    found: list[LocatedMatch] = []
+    size = _remaining_size(stream) or 0
+    _scan_container(stream, kind, None, budget, 1, found)
+    return StreamResult(found, size, budget.notes, budget.members, budget.expanded)
+
+
+def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str) -> StreamResult:
+    """A container arriving on a pipe (standard input): spool it, bounded, then scan it."""
+    limits = Limits()
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    spooled.write(head)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    total = len(head)
+    while total < limits.max_total_bytes and (n := readinto(view)):
+        spooled.write(view[:n])
+        total += n
+    spooled.seek(0)
+    with spooled:
+        return scan_container(spooled, kind, name, limits)
