@@ -5,6 +5,7 @@ Run by hand (tests never time anything)::
     pip install '.[bench]'
     python benchmarks/bench_files.py [DIR] [--runs 5]
     python benchmarks/bench_files.py --executors     # worker processes vs threads vs serial
+    python benchmarks/bench_files.py --decoders      # cost of UTF-16/base64/hex decoding
 
 Without DIR a tree of at least 500 MB of realistic text and binary files is generated once
 (cached under the system temporary directory), with keys and decoys planted in it. Every tool
@@ -188,6 +189,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--executors", action="store_true",
                         help="compare worker processes, threads and a single process")
+    parser.add_argument("--decoders", action="store_true",
+                        help="compare all decoders on (default) with plain-only scanning")
     args = parser.parse_args()
     tree, planted = (args.tree, None) if args.tree else default_tree()
     size = sum(f.stat().st_size for f in tree.rglob("*") if f.is_file() and not f.is_symlink())
@@ -204,6 +207,12 @@ def main() -> None:
                 for name in ("process", "thread", "serial")
             }
             report(interleaved(commands, args.runs), "process", {})
+            return
+        if args.decoders:
+            scan = [shutil.which("poelis-scan") or "poelis-scan", "scan", str(tree), "--quiet",
+                    "--format", "jsonl", "--output", os.devnull]
+            commands = {"all decoders": scan, "--no-decode": [*scan, "--no-decode"]}
+            report(interleaved(commands, args.runs), "--no-decode", {})
             return
         commands = tool_commands(tree, work)
         times = interleaved(commands, args.runs)
