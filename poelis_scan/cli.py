@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import click
@@ -43,13 +43,20 @@ def _use_color(stream: IO[str]) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _summary(stats: Any, min_confidence: str) -> str:
-    files = "file" if stats.files_scanned == 1 else "files"
-    found = stats.findings_reported
+    if stats.source == "git":
+        what = ", ".join([_plural(stats.blobs_scanned, "blob"),
+                          _plural(stats.commits_scanned, "commit"),
+                          _plural(stats.tags_scanned, "tag")])
+    else:
+        what = _plural(stats.files_scanned, "file")
     line = (
-        f"poelis-scan: scanned {stats.files_scanned} {files} "
-        f"({_human_bytes(stats.bytes_scanned)}) in {stats.seconds:.2f}s: "
-        f"{found} finding{'' if found == 1 else 's'}"
+        f"poelis-scan: scanned {what} ({_human_bytes(stats.bytes_scanned)}) in "
+        f"{stats.seconds:.2f}s: {_plural(stats.findings_reported, 'finding')}"
     )
     if stats.findings_below_confidence:
         line += (
@@ -59,6 +66,8 @@ def _summary(stats: Any, min_confidence: str) -> str:
     if stats.skipped:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()))
         line += f"; skipped {skipped}"
+    if stats.history_cut:
+        line += "; history is cut (shallow clone)"
     return line
 
 
@@ -68,72 +77,95 @@ def cli() -> None:
     """Find leaked Poelis REST API keys in files, streams and git history."""
 
 
+def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every scanning command shares (DESIGN §5: names users script against)."""
+    options = [
+        click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]),
+                     default="text", show_default=True, help="Report format."),
+        click.option("-o", "--output", type=str,
+                     help="Write the report to FILE instead of stdout."),
+        click.option("--reveal", is_flag=True, help="Print full keys (default: redacted)."),
+        click.option("--min-confidence", type=click.Choice(["low", "high"]), default="high",
+                     show_default=True,
+                     help="low also reports placeholders, identifiers and the docs' example."),
+        click.option("--decode/--no-decode", default=True, show_default=True,
+                     help="Also find keys written in UTF-16, base64 and hex."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1),
+                     help="Worker processes (default: cores)."),
+        click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _on_problem(note: Any) -> None:
+    if note.reason in ("unreadable", "error"):
+        _warn(f"cannot read {note.display_path}: {note.detail}")
+    elif note.reason not in ("symlink", "special", "excluded"):
+        _warn(f"{note.display_path}: {note.detail}")
+
+
+def _finish(result: Any, fmt: str, output: str | None, reveal: bool, quiet: bool,
+            min_confidence: str) -> int:
+    _write_report(output, fmt, result, reveal)
+    if not quiet:
+        click.echo(_summary(result.stats, min_confidence), err=True)
+    if result.stats.items_scanned == 0:
+        _warn("nothing was scanned, so this is not a clean result")
+    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "jsonl"]),
-    default="text",
-    show_default=True,
-    help="Report format.",
-)
-@click.option("-o", "--output", type=str, help="Write the report to FILE instead of stdout.")
-@click.option("--reveal", is_flag=True, help="Print full keys (default: redacted).")
-@click.option(
-    "--min-confidence",
-    type=click.Choice(["low", "high"]),
-    default="high",
-    show_default=True,
-    help="low also reports placeholders, identifiers and the documented example key.",
-)
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths (repeatable).")
-@click.option(
-    "--decode/--no-decode",
-    default=True,
-    show_default=True,
-    help="Also find keys written in UTF-16, base64 and hex.",
-)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: cores).")
-@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def scan(
-    paths: tuple[str, ...],
-    fmt: str,
-    output: str | None,
-    reveal: bool,
-    min_confidence: str,
-    exclude: tuple[str, ...],
-    decode: bool,
-    jobs: int | None,
-    quiet: bool,
-) -> int:
+@_report_options
+def scan(paths: tuple[str, ...], exclude: tuple[str, ...], fmt: str, output: str | None,
+         reveal: bool, min_confidence: str, decode: bool, jobs: int | None,
+         quiet: bool) -> int:
     """Scan files and directories (default: .); '-' reads standard input.
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
     """
-    from .report import render
     from .scanner import scan_paths
 
     roots = list(paths) or ["."]
     for root in roots:
         if root != "-" and not os.path.lexists(root):
             raise FatalError(f"no such file or directory: {root}")
-
-    def on_skip(skip: Any) -> None:
-        if skip.reason in ("unreadable", "error"):
-            _warn(f"cannot read {skip.display_path}: {skip.detail}")
-
-    def on_warning(note: Any) -> None:
-        _warn(f"{note.display_path}: {note.detail}")
-
     result = scan_paths(roots, exclude=exclude, min_confidence=min_confidence, jobs=jobs,
-                        on_skip=on_skip, on_warning=on_warning, decode=decode)
-    _write_report(output, fmt, result, reveal)
-    if not quiet:
-        click.echo(_summary(result.stats, min_confidence), err=True)
-    if result.stats.files_scanned == 0:
-        _warn("nothing was scanned: 0 files read, so this is not a clean result")
-    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+                        on_skip=_on_problem, on_warning=_on_problem, decode=decode)
+    return _finish(result, fmt, output, reveal, quiet, min_confidence)
+
+
+@cli.command()
+@click.argument("repositories", nargs=-1, metavar="[REPO]...")
+@click.option("--since-commit", metavar="REV",
+              help="Only what the commits after REV (up to HEAD) introduced.")
+@click.option("--range", "commit_range", metavar="A..B",
+              help="Only what the commits in A..B introduced (A may be the all-zeros SHA).")
+@click.option("--staged", is_flag=True, help="Only the index: what the next commit would add.")
+@_report_options
+def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: str | None,
+        staged: bool, fmt: str, output: str | None, reveal: bool, min_confidence: str,
+        decode: bool, jobs: int | None, quiet: bool) -> int:
+    """Scan git repositories (default: .): every object of every ref, reflog and dangling
+    commit, or only a range of commits, or only the staged content.
+
+    Exit status: 0 nothing reported, 1 findings reported, 2 error.
+    """
+    from .gitscan import GitError, scan_git
+
+    if sum(x is not None and x is not False for x in (since_commit, commit_range, staged)) > 1:
+        raise FatalError("--since-commit, --range and --staged exclude each other")
+    mode = "staged" if staged else "range" if since_commit or commit_range else "all"
+    try:
+        result = scan_git(list(repositories) or ["."], mode=mode, since_commit=since_commit,
+                          commit_range=commit_range, min_confidence=min_confidence, jobs=jobs,
+                          decode=decode, on_warning=_on_problem)
+    except GitError as error:
+        raise FatalError(str(error)) from None
+    return _finish(result, fmt, output, reveal, quiet, min_confidence)
 
 
 def _write_report(output: str | None, fmt: str, result: Any, reveal: bool) -> None:

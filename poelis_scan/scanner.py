@@ -47,6 +47,9 @@ class Stats:
     """What a scan covered. A scan that covered nothing must be visible as such."""
 
     files_scanned: int = 0
+    blobs_scanned: int = 0
+    commits_scanned: int = 0
+    tags_scanned: int = 0
     bytes_scanned: int = 0
     archive_members_scanned: int = 0
     archive_bytes_expanded: int = 0
@@ -54,11 +57,23 @@ class Stats:
     warnings: Counter[str] = field(default_factory=Counter)
     findings_reported: int = 0
     findings_below_confidence: int = 0
+    history_cut: bool = False
     seconds: float = 0.0
+    source: str = "files"  # or "git": which counters the report shows
+
+    @property
+    def items_scanned(self) -> int:
+        """Files and git objects read: zero means the scan covered nothing."""
+        return self.files_scanned + self.blobs_scanned + self.commits_scanned + self.tags_scanned
 
     def to_dict(self) -> dict[str, Any]:
+        git = {}
+        if self.source == "git":
+            git = {"blobs_scanned": self.blobs_scanned, "commits_scanned": self.commits_scanned,
+                   "tags_scanned": self.tags_scanned, "history_cut": self.history_cut}
         return {
             "files_scanned": self.files_scanned,
+            **git,
             "bytes_scanned": self.bytes_scanned,
             "archive_members_scanned": self.archive_members_scanned,
             "archive_bytes_expanded": self.archive_bytes_expanded,

@@ -1,0 +1,420 @@
+"""Scanning git: the whole object store, a range of commits, or the index.
+
+Each distinct object is read once (git stores each blob once, however many commits hold it),
+streamed by a long-lived ``git cat-file --batch`` in each worker process, and searched by the
+same content pipeline as files. Provenance (which commit put the blob at which path, who,
+when, on which refs) is resolved only for objects that hold a key, with one history walk.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+from .content import (
+    CHUNK_SIZE,
+    LocatedMatch,
+    StreamResult,
+    container_kind,
+    locate,
+    scan_stream,
+)
+from .detect import find_matches
+from .findings import Finding, Location, printable_path
+from .grammar import Confidence
+from .scanner import ScanResult, Stats, default_jobs
+from .sources import git as gitsrc
+from .sources.files import Skip
+from .sources.git import GitError, GitObject, Introduction, Repository
+
+Mode = Literal["all", "range", "staged"]
+
+IN_MEMORY_OBJECT = 16 << 20  # larger objects are streamed (or spooled, if an archive)
+BATCH_BYTES = 32 << 20
+BATCH_OBJECTS = 2000
+SERIAL_BELOW_OBJECTS = 200
+
+__all__ = ["GitError", "scan_git"]
+
+
+# ---- workers: object contents → hits ------------------------------------------------------
+
+@dataclass(slots=True)
+class ObjectHit:
+    sha: str
+    type: str
+    matches: list[LocatedMatch]
+
+
+@dataclass(slots=True)
+class _ObjectBatch:
+    hits: list[ObjectHit] = field(default_factory=list)
+    scanned: Counter[str] = field(default_factory=Counter)
+    size: int = 0
+    broken: list[str] = field(default_factory=list)
+    notes: list[tuple[str, str, str]] = field(default_factory=list)  # (sha, kind, message)
+    members: int = 0
+    expanded: int = 0
+
+
+class _CatFile:
+    """One ``git cat-file --batch`` kept open for the life of a worker process."""
+
+    def __init__(self, repo_path: str) -> None:
+        self.proc = subprocess.Popen(
+            ["git", "-C", repo_path, "cat-file", "--batch"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            bufsize=1 << 20, env=gitsrc._env(),
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self.stdout: IO[bytes] = self.proc.stdout
+
+    def request(self, shas: list[str]) -> threading.Thread:
+        """Send the ids from a thread: git answers while we still ask, and pipes are small."""
+        payload = "".join(f"{sha}\n" for sha in shas).encode()
+
+        def send() -> None:
+            self.stdin.write(payload)
+            self.stdin.flush()
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        return sender
+
+
+_cat_files: dict[str, _CatFile] = {}
+
+
+def _cat_file(repo_path: str) -> _CatFile:
+    cat = _cat_files.get(repo_path)
+    if cat is None or cat.proc.poll() is not None:
+        cat = _cat_files[repo_path] = _CatFile(repo_path)
+    return cat
+
+
+def _scan_object(out: _ObjectBatch, obj_type: str, sha: str, size: int,
+                 stdout: IO[bytes]) -> None:
+    data = b""
+    if size <= IN_MEMORY_OBJECT:
+        data = stdout.read(size)
+        result = _scan_in_memory(data, obj_type)
+    else:
+        result = _scan_large(stdout, size, obj_type)
+    stdout.read(1)  # the newline after each object
+    out.scanned[obj_type] += 1
+    out.size += size
+    out.members += result.members
+    out.expanded += result.expanded
+    out.notes.extend((sha, kind, message) for kind, message in result.notes)
+    if result.matches:
+        matches = result.matches
+        if obj_type != "blob" and data:
+            matches = _message_lines(data, matches)
+        out.hits.append(ObjectHit(sha, obj_type, matches))
+
+
+def _scan_in_memory(data: bytes, obj_type: str) -> StreamResult:
+    kind = container_kind(data[:512]) if obj_type == "blob" else None
+    if kind is not None:
+        from .containers import scan_container
+
+        return scan_container(io.BytesIO(data), kind, "")
+    matches = find_matches(data)
+    return StreamResult(locate(data, matches) if matches else [], len(data))
+
+
+def _scan_large(stdout: IO[bytes], size: int, obj_type: str) -> StreamResult:
+    remaining = size
+
+    def readinto(buffer: memoryview) -> int:
+        nonlocal remaining
+        if remaining <= 0:
+            return 0
+        n = stdout.readinto(buffer[: min(len(buffer), remaining)]) or 0
+        remaining -= n
+        return n
+
+    head = stdout.peek(512)[:512] if hasattr(stdout, "peek") else b""
+    kind = container_kind(head) if obj_type == "blob" else None
+    if kind is not None:
+        import tempfile
+
+        from .containers import scan_container
+
+        with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_OBJECT) as spooled:
+            buffer = memoryview(bytearray(CHUNK_SIZE))
+            while n := readinto(buffer):
+                spooled.write(buffer[:n])
+            spooled.seek(0)
+            return scan_container(spooled, kind, "")
+    result = scan_stream(readinto)
+    while remaining > 0:  # never leave the pipe mid-object
+        remaining -= len(stdout.read(min(remaining, CHUNK_SIZE)) or b"\0")
+    return result
+
+
+def _message_lines(data: bytes, matches: list[LocatedMatch]) -> list[LocatedMatch]:
+    """Commit and tag objects: count lines from the message, after the header block."""
+    header_end = data.find(b"\n\n")
+    if header_end == -1:
+        return matches
+    header_lines = data.count(b"\n", 0, header_end + 2)
+    return [LocatedMatch(lm.match, lm.offset, max(lm.line - header_lines, 1), lm.column)
+            if lm.offset > header_end else lm for lm in matches]
+
+
+def scan_object_batch(item: tuple[str, list[GitObject]]) -> _ObjectBatch:
+    """Worker body: read each object of the batch from cat-file and scan it."""
+    repo_path, objects = item
+    cat = _cat_file(repo_path)
+    sender = cat.request([o.sha for o in objects])
+    out = _ObjectBatch()
+    for _ in objects:
+        header = cat.stdout.readline().decode("ascii", "replace").split()
+        if len(header) == 2 and header[1] == "missing":
+            out.broken.append(header[0])
+            continue
+        if len(header) != 3:
+            raise GitError(f"unexpected answer from git cat-file: {' '.join(header)[:80]}")
+        sha, obj_type, size = header[0], header[1], int(header[2])
+        if obj_type not in gitsrc.SCANNED_TYPES:
+            cat.stdout.read(size + 1)
+            continue
+        _scan_object(out, obj_type, sha, size, cat.stdout)
+    sender.join()
+    return out
+
+
+def _batches(repo_path: str, objects: list[GitObject]) -> Iterator[tuple[str, list[GitObject]]]:
+    batch: list[GitObject] = []
+    size = 0
+    for obj in objects:
+        batch.append(obj)
+        size += obj.size
+        if size >= BATCH_BYTES or len(batch) >= BATCH_OBJECTS:
+            yield repo_path, batch
+            batch, size = [], 0
+    if batch:
+        yield repo_path, batch
+
+
+def _scan_objects(repo: Repository, objects: list[GitObject], jobs: int) -> Iterator[_ObjectBatch]:
+    batches = _batches(repo.path, objects)
+    if jobs <= 1 or len(objects) < SERIAL_BELOW_OBJECTS:
+        yield from map(scan_object_batch, batches)
+        return
+    from .workers import fork_map
+
+    yield from fork_map(scan_object_batch, batches, jobs)
+
+
+# ---- hits → findings with provenance ------------------------------------------------------
+
+MESSAGE_PATHS = {"commit": "<commit-message>", "tag": "<tag-message>"}
+
+
+@dataclass(slots=True)
+class _RepoScan:
+    repo: Repository
+    mode: Mode
+    label: str  # shown before paths when several repositories are scanned
+    hits: list[ObjectHit] = field(default_factory=list)
+    known: dict[str, list[Introduction]] = field(default_factory=dict)  # range mode
+    staged_paths: dict[str, list[str]] = field(default_factory=dict)  # staged mode
+
+
+def _earliest_per_path(intros: list[Introduction]) -> list[Introduction]:
+    best: dict[str | None, Introduction] = {}
+    for intro in intros:
+        current = best.get(intro.path)
+        if current is None or intro.time < current.time:
+            best[intro.path] = intro
+    return sorted(best.values(), key=lambda i: (i.time, i.path or ""))
+
+
+def _findings(scan: _RepoScan) -> list[Finding]:
+    repo = scan.repo
+    blob_hits = {h.sha for h in scan.hits if h.type == "blob"}
+    if scan.mode == "all":
+        intros = gitsrc.introductions(repo, blob_hits) if blob_hits else {}
+    else:
+        intros = scan.known
+    commits_needed = {i.commit for sha in blob_hits for i in intros.get(sha, [])}
+    commits_needed |= {h.sha for h in scan.hits if h.type == "commit"}
+    info = gitsrc.commit_info(repo, commits_needed)
+    reachable: set[str] | None = None
+    refs_cache: dict[str, list[str]] = {}
+
+    def refs_of(commit: str) -> list[str]:
+        if commit not in refs_cache:
+            refs_cache[commit] = gitsrc.refs_containing(repo, commit)
+        return refs_cache[commit]
+
+    findings: list[Finding] = []
+    for hit in scan.hits:
+        places: list[tuple[str, dict[str, Any]]] = []
+        if hit.type == "blob" and scan.mode == "staged":
+            for path in scan.staged_paths.get(hit.sha, []):
+                places.append((path, {"kind": "staged", "commit": None}))
+        elif hit.type == "blob":
+            chosen = _earliest_per_path(intros.get(hit.sha, []))
+            for intro in chosen:
+                places.append(_blob_place(intro, info, refs_of))
+            if not chosen:
+                places.append((f"<unreachable-blob-{hit.sha[:12]}>",
+                               {"kind": "unreachable", "commit": None}))
+        else:
+            kind = "commit-message" if hit.type == "commit" else "tag-message"
+            if hit.type == "commit" and scan.mode == "all":
+                if reachable is None:
+                    reachable = gitsrc.reachable_commits(repo)
+                if hit.sha not in reachable:
+                    kind = "unreachable"
+            meta = info.get(hit.sha)
+            places.append((MESSAGE_PATHS[hit.type], {
+                "kind": kind, "commit": hit.sha,
+                "author": meta.author if meta else None, "email": meta.email if meta else None,
+                "date": meta.date if meta else None,
+                "refs": refs_of(hit.sha) if hit.type == "commit" and kind != "unreachable" else [],
+            }))
+        for path, git_meta in places:
+            git_meta = {"commit": None, "kind": "blob", "author": None, "email": None,
+                        "date": None, "refs": [], **git_meta, "blob": hit.sha,
+                        "object_type": hit.type, "repository": repo.path}
+            for lm in hit.matches:
+                findings.append(_finding(scan, path, git_meta, lm))
+    return findings
+
+
+def _blob_place(intro: Introduction, info: dict[str, gitsrc.CommitInfo],
+                refs_of: Callable[[str], list[str]]) -> tuple[str, dict[str, Any]]:
+    meta = info.get(intro.commit)
+    base: dict[str, Any] = {"commit": intro.commit, "author": meta.author if meta else None,
+                            "email": meta.email if meta else None,
+                            "date": meta.date if meta else None}
+    path = intro.path or ""
+    if intro.kind == "note":
+        # A note's path is the annotated object's id, split into fan-out directories.
+        return "<note>", {**base, "kind": "note", "commit": path.replace("/", ""),
+                          "notes_commit": intro.commit, "refs": refs_of(intro.commit)}
+    if intro.kind == "unreachable":
+        return path, {**base, "kind": "unreachable", "refs": []}
+    return path, {**base, "kind": "blob", "refs": refs_of(intro.commit)}
+
+
+def _finding(scan: _RepoScan, path: str, git_meta: dict[str, Any], lm: LocatedMatch) -> Finding:
+    report_path = printable_path(path)
+    commit = git_meta.get("commit")
+    if git_meta["kind"] == "staged":
+        display = f":{report_path}"  # git's own name for the index version: git show :PATH
+    elif path.startswith("<"):
+        display = f"{(commit or git_meta['blob'])[:12]} {report_path}"
+    else:
+        display = f"{(commit or git_meta['blob'])[:12]}:{report_path}"  # git show REV:PATH
+    if scan.label:
+        display = f"{scan.label}: {display}"
+    return Finding(
+        secret=lm.match.secret,
+        confidence=lm.match.confidence,
+        reason=lm.match.reason,
+        location=Location(report_path, lm.line, lm.column, lm.end_column, lm.member),
+        display_path=display,
+        encoding=lm.match.encoding,
+        git=git_meta,
+    )
+
+
+# ---- the entry point ----------------------------------------------------------------------
+
+def scan_git(
+    repositories: Iterable[str],
+    *,
+    mode: Mode = "all",
+    since_commit: str | None = None,
+    commit_range: str | None = None,
+    min_confidence: Confidence | str = Confidence.HIGH,
+    jobs: int | None = None,
+    decode: bool = True,
+    on_warning: Callable[[Skip], None] | None = None,
+) -> ScanResult:
+    """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
+    (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"), or the index
+    (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
+    unusable; problems with single objects are warnings and the scan goes on."""
+    from .needles import use_decoders
+
+    use_decoders(decode)
+    started = time.perf_counter()
+    stats = Stats(source="git")
+    floor = Confidence(min_confidence).rank
+    paths = list(repositories)
+    findings: list[Finding] = []
+
+    def warn(where: str, kind: str, message: str) -> None:
+        stats.warnings[kind] += 1
+        if on_warning is not None:
+            on_warning(Skip(where, kind, message))
+
+    for repo_path in paths:
+        repo = gitsrc.open_repository(repo_path)
+        scan = _RepoScan(repo, mode, repo_path if len(paths) > 1 else "")
+        objects = _select(scan, since_commit, commit_range, stats, warn)
+        if repo.shallow:
+            stats.history_cut = True
+            warn(repo_path, "shallow_clone", "shallow clone: commits before the cut are not "
+                 "here to scan (git fetch --unshallow fetches them)")
+        for batch in _scan_objects(repo, objects, jobs or default_jobs()):
+            stats.blobs_scanned += batch.scanned["blob"]
+            stats.commits_scanned += batch.scanned["commit"]
+            stats.tags_scanned += batch.scanned["tag"]
+            stats.bytes_scanned += batch.size
+            stats.archive_members_scanned += batch.members
+            stats.archive_bytes_expanded += batch.expanded
+            for sha in batch.broken:
+                warn(repo_path, "unreadable_object", f"object {sha} is corrupt or missing; "
+                     "skipped (git fsck tells more)")
+            for sha, kind, message in batch.notes:
+                warn(repo_path, kind, f"blob {sha[:12]}: {message}")
+            scan.hits.extend(batch.hits)
+        for finding in _findings(scan):
+            if finding.confidence.rank >= floor:
+                findings.append(finding)
+            else:
+                stats.findings_below_confidence += 1
+    findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.column,
+                                 (f.git or {}).get("commit") or ""))
+    stats.findings_reported = len(findings)
+    stats.seconds = time.perf_counter() - started
+    return ScanResult(findings, stats)
+
+
+def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None, stats: Stats,
+            warn: Callable[[str, str, str], None]) -> list[GitObject]:
+    repo = scan.repo
+    if scan.mode == "staged":
+        pairs = gitsrc.staged_blobs(repo)
+        for sha, path in pairs:
+            scan.staged_paths.setdefault(sha, []).append(path)
+        return [GitObject(sha, "blob", 0) for sha in scan.staged_paths]
+    if scan.mode == "range":
+        if commit_range is not None:
+            base, sep, tip = commit_range.partition("..")
+            if not sep or not base or not tip or tip.startswith("."):
+                raise GitError(f"--range takes A..B, not {commit_range!r}")
+        else:
+            base, tip = since_commit or "", "HEAD"
+        selection = gitsrc.select_range(repo, gitsrc.range_revs(repo, base, tip))
+        scan.known = selection.introductions
+        return selection.objects
+    objects, broken = gitsrc.all_objects(repo)
+    for sha in broken:
+        warn(repo.path, "unreadable_object", f"object {sha} is corrupt or missing; skipped "
+             "(git fsck tells more)")
+    return objects
