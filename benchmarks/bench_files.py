@@ -52,7 +52,7 @@ def _corpus() -> list[bytes]:
     return texts
 
 
-def generate_tree(root: Path) -> int:
+def generate_tree(root: Path, target_bytes: int = TARGET_BYTES, binary: bool = True) -> int:
     """Write the benchmark tree; returns the number of planted keys."""
     rng = random.Random(1127)
     corpus = _corpus()
@@ -60,16 +60,16 @@ def generate_tree(root: Path) -> int:
     planted = 0
     total = 0
     index = 0
-    while total < TARGET_BYTES:
+    while total < target_bytes:
         index += 1
         directory = root / f"pkg{index % 40}" / f"mod{index % 23}" / f"sub{index % 7}"
         directory.mkdir(parents=True, exist_ok=True)
         kind = rng.random()
-        if kind < 0.08:  # binary: images, archives, compiled objects
+        if kind < 0.08 and binary:  # binary: images, archives, compiled objects
             size = int(rng.lognormvariate(11.5, 1.2))
             data = os.urandom(min(size, 8_000_000))
             name = f"asset{index}.bin"
-        elif kind < 0.0802:  # a few very large logs
+        elif 0.08 <= kind < 0.0802:  # a few very large logs
             line = b"2026-11-27T09:00:00Z INFO request handled path=/v1/items status=200 ms=12\n"
             data = line * (40_000_000 // len(line))
             name = f"server{index}.log"

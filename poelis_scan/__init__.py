@@ -6,6 +6,7 @@ The public API is small on purpose::
 
     scan_bytes(b"token = poelis_api_...")      # -> list[Match], byte offsets
     scan_paths(["src/", "deploy.env"]).findings  # -> list[Finding], with line and column
+    scan_git(["."], mode="staged").findings      # -> list[Finding], with git provenance
 
 Names are imported lazily so that ``poelis-scan`` starts fast.
 """
@@ -18,9 +19,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Confidence",
     "Finding",
+    "GitError",
     "Match",
     "ScanResult",
     "scan_bytes",
+    "scan_git",
     "scan_paths",
     "__version__",
 ]
@@ -32,11 +35,14 @@ _LAZY = {
     "Finding": "findings",
     "ScanResult": "scanner",
     "scan_paths": "scanner",
+    "scan_git": "gitscan",
+    "GitError": "gitscan",
 }
 
 if TYPE_CHECKING:
     from .detect import Match, scan_bytes
     from .findings import Finding
+    from .gitscan import GitError, scan_git
     from .grammar import Confidence
     from .scanner import ScanResult, scan_paths
 

@@ -77,6 +77,16 @@ def cli() -> None:
     """Find leaked Poelis REST API keys in files, streams and git history."""
 
 
+def _apply(options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """Decorate a command with ``options``, first one first in ``--help``."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every scanning command shares (DESIGN §5: names users script against)."""
     options = [
@@ -93,10 +103,76 @@ def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-j", "--jobs", type=click.IntRange(min=1),
                      help="Worker processes (default: cores)."),
         click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr."),
+        click.option("--verify", is_flag=True,
+                     help="Ask the Poelis API whether each distinct key is live."),
+        click.option("--results", metavar="LIST",
+                     help="Report only these verification results: any of live, unknown, "
+                          "revoked, unverified (default: all). Implies --verify unless "
+                          "unverified is listed."),
+        click.option("--only-live", is_flag=True, help="Shortcut: --verify --results live."),
+        *_verify_options(),
     ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply(options)(command)
+
+
+def _verify_options() -> list[Callable[..., Any]]:
+    return [
+        click.option("--base-url", metavar="URL",
+                     help="Poelis API base URL (default: $POELIS_BASE_URL, else "
+                          "https://api.poelis.com)."),
+        click.option("--verify-timeout", type=click.FloatRange(min=0.1), default=10.0,
+                     show_default=True, help="Seconds to wait for one API answer."),
+        click.option("--verify-concurrency", type=click.IntRange(min=1, max=32), default=4,
+                     show_default=True, help="API requests in flight at once."),
+    ]
+
+
+def _verifier(base_url: str | None, timeout: float, concurrency: int) -> Any:
+    from .verify import Settings, Verifier, VerifyConfigError, resolve_base_url
+
+    try:
+        return Verifier(Settings(base_url=resolve_base_url(base_url), timeout=timeout,
+                                 concurrency=concurrency))
+    except VerifyConfigError as error:
+        raise FatalError(str(error)) from None
+
+
+def _wanted_results(results: str | None, only_live: bool) -> set[str] | None:
+    """The verification results to report (None: all of them)."""
+    from .verify import STATUSES
+
+    if only_live:
+        return {"live"}
+    if results is None:
+        return None
+    wanted = {r.strip() for r in results.split(",") if r.strip()}
+    unknown = wanted - set(STATUSES)
+    if unknown or not wanted:
+        raise click.BadParameter(f"expected a comma-separated list of {', '.join(STATUSES)}",
+                                 param_hint="'--results'")
+    return wanted
+
+
+def _verify_and_filter(result: Any, options: dict[str, Any]) -> None:
+    """``--verify``/``--results``/``--only-live``: record verdicts, keep what was asked for.
+
+    Asking for results other than "unverified" turns verification on: a filter on verdicts
+    must never silently report nothing because nothing was verified.
+    """
+    wanted = _wanted_results(options["results"], options["only_live"])
+    verify = options["verify"] or options["only_live"] or (
+        wanted is not None and "unverified" not in wanted)
+    if verify and result.findings:
+        from .verify import apply_verdicts
+
+        apply_verdicts(result.findings, _verifier(options["base_url"],
+                                                  options["verify_timeout"],
+                                                  options["verify_concurrency"]))
+    if wanted is not None:
+        kept = [f for f in result.findings if f.verification["status"] in wanted]
+        result.stats.findings_filtered = len(result.findings) - len(kept)
+        result.findings[:] = kept
+        result.stats.findings_reported = len(kept)
 
 
 def _on_problem(note: Any) -> None:
@@ -106,8 +182,10 @@ def _on_problem(note: Any) -> None:
         _warn(f"{note.display_path}: {note.detail}")
 
 
-def _finish(result: Any, fmt: str, output: str | None, reveal: bool, quiet: bool,
-            min_confidence: str) -> int:
+def _finish(result: Any, options: dict[str, Any]) -> int:
+    _verify_and_filter(result, options)
+    fmt, output, quiet = options["fmt"], options["output"], options["quiet"]
+    reveal, min_confidence = options["reveal"], options["min_confidence"]
     _write_report(output, fmt, result, reveal)
     if not quiet:
         click.echo(_summary(result.stats, min_confidence), err=True)
@@ -120,9 +198,7 @@ def _finish(result: Any, fmt: str, output: str | None, reveal: bool, quiet: bool
 @click.argument("paths", nargs=-1, metavar="[PATH]...")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip matching paths (repeatable).")
 @_report_options
-def scan(paths: tuple[str, ...], exclude: tuple[str, ...], fmt: str, output: str | None,
-         reveal: bool, min_confidence: str, decode: bool, jobs: int | None,
-         quiet: bool) -> int:
+def scan(paths: tuple[str, ...], exclude: tuple[str, ...], **options: Any) -> int:
     """Scan files and directories (default: .); '-' reads standard input.
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
@@ -133,9 +209,11 @@ def scan(paths: tuple[str, ...], exclude: tuple[str, ...], fmt: str, output: str
     for root in roots:
         if root != "-" and not os.path.lexists(root):
             raise FatalError(f"no such file or directory: {root}")
-    result = scan_paths(roots, exclude=exclude, min_confidence=min_confidence, jobs=jobs,
-                        on_skip=_on_problem, on_warning=_on_problem, decode=decode)
-    return _finish(result, fmt, output, reveal, quiet, min_confidence)
+    _wanted_results(options["results"], options["only_live"])  # a bad list fails before work
+    result = scan_paths(roots, exclude=exclude, min_confidence=options["min_confidence"],
+                        jobs=options["jobs"], on_skip=_on_problem, on_warning=_on_problem,
+                        decode=options["decode"])
+    return _finish(result, options)
 
 
 @cli.command()
@@ -147,8 +225,7 @@ def scan(paths: tuple[str, ...], exclude: tuple[str, ...], fmt: str, output: str
 @click.option("--staged", is_flag=True, help="Only the index: what the next commit would add.")
 @_report_options
 def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: str | None,
-        staged: bool, fmt: str, output: str | None, reveal: bool, min_confidence: str,
-        decode: bool, jobs: int | None, quiet: bool) -> int:
+        staged: bool, **options: Any) -> int:
     """Scan git repositories (default: .): every object of every ref, reflog and dangling
     commit, or only a range of commits, or only the staged content.
 
@@ -159,13 +236,39 @@ def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: s
     if sum(x is not None and x is not False for x in (since_commit, commit_range, staged)) > 1:
         raise FatalError("--since-commit, --range and --staged exclude each other")
     mode = "staged" if staged else "range" if since_commit or commit_range else "all"
+    _wanted_results(options["results"], options["only_live"])
     try:
         result = scan_git(list(repositories) or ["."], mode=mode, since_commit=since_commit,
-                          commit_range=commit_range, min_confidence=min_confidence, jobs=jobs,
-                          decode=decode, on_warning=_on_problem)
+                          commit_range=commit_range, min_confidence=options["min_confidence"],
+                          jobs=options["jobs"], decode=options["decode"],
+                          on_warning=_on_problem)
     except GitError as error:
         raise FatalError(str(error)) from None
-    return _finish(result, fmt, output, reveal, quiet, min_confidence)
+    return _finish(result, options)
+
+
+@cli.command()
+@_apply(_verify_options())
+def verify(base_url: str | None, verify_timeout: float, verify_concurrency: int) -> int:
+    """Check keys read from standard input (one a line, or any text holding them).
+
+    Prints each distinct key's redacted form, SHA-256 and status, never the key.
+    Exit status: 1 if any key is live, else 0; 2 on error.
+    """
+    from .detect import scan_bytes
+    from .findings import redact, secret_sha256
+
+    keys = list(dict.fromkeys(m.secret for m in scan_bytes(sys.stdin.buffer.read())))
+    if not keys:
+        _warn("no Poelis API key found on standard input")
+        return EXIT_CLEAN
+    verdicts = _verifier(base_url, verify_timeout, verify_concurrency).verify_many(keys)
+    for key in keys:
+        verdict = verdicts[key]
+        extra = f"  ({verdict.detail})" if verdict.status == "unknown" else ""
+        click.echo(f"{redact(key)}  {secret_sha256(key)}  {verdict.status}{extra}")
+    return EXIT_FINDINGS if any(v.status == "live" for v in verdicts.values()) else EXIT_CLEAN
+
 
 
 def _write_report(output: str | None, fmt: str, result: Any, reveal: bool) -> None:

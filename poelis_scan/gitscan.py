@@ -9,6 +9,7 @@ when, on which refs) is resolved only for objects that hold a key, with one hist
 from __future__ import annotations
 
 import io
+import itertools
 import subprocess
 import threading
 import time
@@ -36,8 +37,7 @@ from .sources.git import GitError, GitObject, Introduction, Repository
 Mode = Literal["all", "range", "staged"]
 
 IN_MEMORY_OBJECT = 16 << 20  # larger objects are streamed (or spooled, if an archive)
-BATCH_BYTES = 32 << 20
-BATCH_OBJECTS = 2000
+BATCH_BYTES = 64 << 20
 SERIAL_BELOW_OBJECTS = 200
 
 __all__ = ["GitError", "scan_git"]
@@ -192,22 +192,32 @@ def scan_object_batch(item: tuple[str, list[GitObject]]) -> _ObjectBatch:
     return out
 
 
-def _batches(repo_path: str, objects: list[GitObject]) -> Iterator[tuple[str, list[GitObject]]]:
+def _batches(repo_path: str, objects: Iterable[GitObject], target: int
+             ) -> Iterator[tuple[str, list[GitObject]]]:
+    """Contiguous runs of the pack-ordered objects, about ``target`` bytes each.
+
+    git resolves a delta from its base, which sits nearby in pack order: a cat-file process
+    that reads a contiguous run keeps its delta cache warm (handing out single objects
+    alternately to two processes cost 25% more git time here).
+    """
     batch: list[GitObject] = []
     size = 0
     for obj in objects:
         batch.append(obj)
-        size += obj.size
-        if size >= BATCH_BYTES or len(batch) >= BATCH_OBJECTS:
+        size += obj.size + 512  # every object costs something, even an empty one
+        if size >= target:
             yield repo_path, batch
             batch, size = [], 0
     if batch:
         yield repo_path, batch
 
 
-def _scan_objects(repo: Repository, objects: list[GitObject], jobs: int) -> Iterator[_ObjectBatch]:
-    batches = _batches(repo.path, objects)
-    if jobs <= 1 or len(objects) < SERIAL_BELOW_OBJECTS:
+def _scan_objects(repo: Repository, objects: Iterable[GitObject], jobs: int
+                  ) -> Iterator[_ObjectBatch]:
+    source = iter(objects)
+    head = list(itertools.islice(source, SERIAL_BELOW_OBJECTS))
+    batches = _batches(repo.path, itertools.chain(head, source), BATCH_BYTES)
+    if jobs <= 1 or len(head) < SERIAL_BELOW_OBJECTS:
         yield from map(scan_object_batch, batches)
         return
     from .workers import fork_map
@@ -365,7 +375,7 @@ def scan_git(
     for repo_path in paths:
         repo = gitsrc.open_repository(repo_path)
         scan = _RepoScan(repo, mode, repo_path if len(paths) > 1 else "")
-        objects = _select(scan, since_commit, commit_range, stats, warn)
+        objects = _select(scan, since_commit, commit_range)
         if repo.shallow:
             stats.history_cut = True
             warn(repo_path, "shallow_clone", "shallow clone: commits before the cut are not "
@@ -383,6 +393,9 @@ def scan_git(
             for sha, kind, message in batch.notes:
                 warn(repo_path, kind, f"blob {sha[:12]}: {message}")
             scan.hits.extend(batch.hits)
+        for sha in getattr(objects, "broken", ()):
+            warn(repo_path, "unreadable_object", f"object {sha} is corrupt or missing; "
+                 "skipped (git fsck tells more)")
         for finding in _findings(scan):
             if finding.confidence.rank >= floor:
                 findings.append(finding)
@@ -395,8 +408,8 @@ def scan_git(
     return ScanResult(findings, stats)
 
 
-def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None, stats: Stats,
-            warn: Callable[[str, str, str], None]) -> list[GitObject]:
+def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None
+            ) -> Iterable[GitObject]:
     repo = scan.repo
     if scan.mode == "staged":
         pairs = gitsrc.staged_blobs(repo)
@@ -413,8 +426,4 @@ def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None,
         selection = gitsrc.select_range(repo, gitsrc.range_revs(repo, base, tip))
         scan.known = selection.introductions
         return selection.objects
-    objects, broken = gitsrc.all_objects(repo)
-    for sha in broken:
-        warn(repo.path, "unreadable_object", f"object {sha} is corrupt or missing; skipped "
-             "(git fsck tells more)")
-    return objects
+    return gitsrc.ObjectLister(repo)

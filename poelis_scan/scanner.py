@@ -57,6 +57,7 @@ class Stats:
     warnings: Counter[str] = field(default_factory=Counter)
     findings_reported: int = 0
     findings_below_confidence: int = 0
+    findings_filtered: int = 0  # dropped by --results / --only-live
     history_cut: bool = False
     seconds: float = 0.0
     source: str = "files"  # or "git": which counters the report shows
@@ -81,6 +82,7 @@ class Stats:
             "warnings": dict(sorted(self.warnings.items())),
             "findings_reported": self.findings_reported,
             "findings_below_confidence": self.findings_below_confidence,
+            "findings_filtered_by_results": self.findings_filtered,
             "seconds": round(self.seconds, 3),
         }
 

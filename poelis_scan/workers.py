@@ -136,9 +136,9 @@ def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[
     finished_cleanly = False
     writing: set[int] = set()  # task descriptors registered for POLLOUT
 
-    def feed(worker: _Worker) -> None:
+    def feed(worker: _Worker, limit: int = _IN_FLIGHT) -> None:
         nonlocal exhausted
-        while not exhausted and worker.in_flight < _IN_FLIGHT:
+        while not exhausted and worker.in_flight < limit:
             try:
                 item = next(source)
             except StopIteration:
@@ -148,8 +148,9 @@ def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[
             worker.in_flight += 1
 
     try:
-        for worker in workers:
-            feed(worker)
+        for limit in range(1, _IN_FLIGHT + 1):  # round-robin: every worker gets work first
+            for worker in workers:
+                feed(worker, limit)
         poller = select.poll()
         for worker in workers:
             poller.register(worker.result_fd, select.POLLIN)

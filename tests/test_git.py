@@ -343,3 +343,19 @@ def test_odd_paths_corrupt_object_submodule_and_archive(repo: Repo, tmp_path: Pa
                      ("line\nbreak.env", None)]
     assert stats["warnings"].get("unreadable_object") == 1
     assert "corrupt" in stderr and "Traceback" not in stderr
+
+
+def test_annotated_tag_message_and_dropped_stash(repo: Repo) -> None:
+    tag_key, dropped_key = make_key(), make_key()
+    repo.write("a.txt", "one\n")
+    repo.commit("base")
+    repo.git("tag", "-a", "v1", "-m", f"release notes mention {tag_key}")
+    repo.write("a.txt", f"two {dropped_key}\n")
+    repo.git("stash", "push", "-q")
+    repo.git("stash", "drop", "-q")
+    findings, _, _, _ = scan(repo.path)
+    from poelis_scan.findings import secret_sha256
+
+    kinds = {f["secret_sha256"]: (f["git"]["kind"], f["location"]["path"]) for f in findings}
+    assert kinds[secret_sha256(tag_key)] == ("tag-message", "<tag-message>")
+    assert kinds[secret_sha256(dropped_key)] == ("unreachable", "a.txt")

@@ -96,20 +96,42 @@ def open_repository(path: str) -> Repository:
     return Repository(path, git_dir, work_tree, shallow == "true")
 
 
+class ObjectLister:
+    """Every blob, commit and tag in the object store, reachable or not, in pack order (which
+    keeps git's delta cache warm), streamed as git lists them so scanning starts at once.
+    Objects git cannot read are collected in ``broken``."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.broken: list[str] = []
+
+    def __iter__(self) -> Iterator[GitObject]:
+        proc = subprocess.Popen(
+            ["git", "-C", self.repo.path, "cat-file", "--batch-all-objects", "--unordered",
+             "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_env(), bufsize=1 << 20,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                parts = line.split()
+                if len(parts) == 3:
+                    kind = parts[1].decode()
+                    if kind in SCANNED_TYPES:
+                        yield GitObject(parts[0].decode(), kind, int(parts[2]))
+                elif len(parts) == 2 and parts[1] == b"missing":
+                    self.broken.append(parts[0].decode())
+        finally:
+            proc.stdout.close()
+            if proc.wait() != 0:
+                raise GitError(f"git cat-file could not list the objects of {self.repo.path}")
+
+
 def all_objects(repo: Repository) -> tuple[list[GitObject], list[str]]:
-    """Every blob, commit and tag in the object store, reachable or not, in pack order
-    (which keeps git's delta cache warm), and the ids of objects git could not read."""
-    out = run_git(repo.path, "cat-file", "--batch-all-objects", "--unordered",
-                  "--batch-check=%(objectname) %(objecttype) %(objectsize)")
-    objects: list[GitObject] = []
-    broken: list[str] = []
-    for line in out.decode("ascii", "replace").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1] in SCANNED_TYPES:
-            objects.append(GitObject(parts[0], parts[1], int(parts[2])))
-        elif len(parts) == 2 and parts[1] == "missing":
-            broken.append(parts[0])
-    return objects, broken
+    """The objects of ``ObjectLister``, as a list, and the broken ones."""
+    lister = ObjectLister(repo)
+    objects = list(lister)
+    return objects, lister.broken
 
 
 def head_commit(repo: Repository) -> str | None:
