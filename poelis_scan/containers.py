@@ -49,6 +49,14 @@ class _Budget:
     def note(self, kind: str, message: str) -> None:
         self.notes.append((kind, message))
 
+    def exhausted(self, next_member: str) -> bool:
+        """True (and noted) when the total cap leaves nothing for ``next_member`` on."""
+        if self.remaining > 0:
+            return False
+        self.note("archive_limit", f"{next_member} and later members not scanned: total "
+                                   "expanded size limit reached")
+        return True
+
 
 class _LimitedReader:
     """``readinto`` over a member that stops, and says why, when a limit is reached."""
@@ -190,9 +198,7 @@ def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
             if info.is_dir():
                 continue
             name = _join(outer, info.filename)
-            if budget.remaining <= 0:
-                budget.note("archive_limit", f"{name} and later members not scanned: total "
-                                             "expanded size limit reached")
+            if budget.exhausted(name):
                 return
             if info.flag_bits & 0x1:
                 budget.note("encrypted_member", f"{name}: encrypted, not scanned")
@@ -213,9 +219,7 @@ def _scan_tar(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
             if not info.isfile():
                 continue
             name = _join(outer, info.name)
-            if budget.remaining <= 0:
-                budget.note("archive_limit", f"{name} and later members not scanned: total "
-                                             "expanded size limit reached")
+            if budget.exhausted(name):
                 return
             member = archive.extractfile(info)
             if member is not None:

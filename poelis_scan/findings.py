@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .grammar import PREFIX, Confidence
+
+if TYPE_CHECKING:
+    from .content import LocatedMatch
 
 RULE_ID = "poelis-api-key"
 _PREFIX_TEXT = PREFIX.decode("ascii")
@@ -91,6 +94,22 @@ class Finding:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.rule_id, self.location.path, self.secret_sha256)
+
+    @classmethod
+    def at(cls, located: LocatedMatch, path: str, display_path: str,
+           git: dict[str, Any] | None = None) -> Finding:
+        """The finding for a located match in the content reported as ``path``."""
+        match = located.match
+        return cls(
+            secret=match.secret,
+            confidence=match.confidence,
+            reason=match.reason,
+            location=Location(path, located.line, located.column, located.end_column,
+                              located.member),
+            display_path=display_path,
+            encoding=match.encoding,
+            git=git,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -27,7 +27,7 @@ from .content import (
     scan_stream,
 )
 from .detect import find_matches
-from .findings import Finding, Location, printable_path
+from .findings import Finding, printable_path
 from .grammar import Confidence
 from .scanner import ScanResult, Stats, default_jobs
 from .sources import git as gitsrc
@@ -330,15 +330,7 @@ def _finding(scan: _RepoScan, path: str, git_meta: dict[str, Any], lm: LocatedMa
         display = f"{(commit or git_meta['blob'])[:12]}:{report_path}"  # git show REV:PATH
     if scan.label:
         display = f"{scan.label}: {display}"
-    return Finding(
-        secret=lm.match.secret,
-        confidence=lm.match.confidence,
-        reason=lm.match.reason,
-        location=Location(report_path, lm.line, lm.column, lm.end_column, lm.member),
-        display_path=display,
-        encoding=lm.match.encoding,
-        git=git_meta,
-    )
+    return Finding.at(lm, report_path, display, git_meta)
 
 
 # ---- the entry point ----------------------------------------------------------------------

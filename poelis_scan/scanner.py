@@ -24,7 +24,7 @@ from .content import (
     scan_fd,
     scan_stream,
 )
-from .findings import Finding, Location
+from .findings import Finding
 from .grammar import Confidence
 from .sources.files import (
     STDIN,
@@ -108,17 +108,7 @@ def _findings_for(task: FileTask, result: StreamResult) -> list[Finding]:
     if not result.matches:
         return []
     report_path, display_path = task.report_path, task.display_path
-    return [
-        Finding(
-            secret=lm.match.secret,
-            confidence=lm.match.confidence,
-            reason=lm.match.reason,
-            location=Location(report_path, lm.line, lm.column, lm.end_column, lm.member),
-            display_path=display_path,
-            encoding=lm.match.encoding,
-        )
-        for lm in result.matches
-    ]
+    return [Finding.at(lm, report_path, display_path) for lm in result.matches]
 
 
 def _scan_stdin() -> StreamResult:

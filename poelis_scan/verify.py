@@ -21,7 +21,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -216,6 +216,20 @@ def _looks_like_list(payload: Any) -> bool:
     return isinstance(payload, dict) and any(isinstance(v, list) for v in payload.values())
 
 
+# The answers the public docs describe: (body test, verdict, meaning, meaning if the body
+# does not match). A 403 or 200 whose body is not the documented one is a proxy's, not the API's.
+_DOCUMENTED: dict[int, tuple[Callable[[Any], bool], str, str, str]] = {
+    200: (_looks_like_list, "live", "the key lists workspaces",
+          "HTTP 200 without the documented JSON list (a proxy or captive portal?)"),
+    403: (lambda payload: _error_is(payload, "forbidden"), "live",
+          "the key works but may not list workspaces",
+          "HTTP 403 without the documented body (a proxy or firewall?)"),
+    401: (lambda payload: _error_is(payload, "unauthorized"), "revoked",
+          "the API rejects the key (invalid or revoked)",
+          "HTTP 401 without the documented body"),
+}
+
+
 class Verifier:
     """Checks keys against the Poelis API; ``verify_many`` asks once per distinct key."""
 
@@ -294,23 +308,11 @@ class Verifier:
     @staticmethod
     def _judge(status: int, body: bytes, request_id: str | None) -> Verdict | None:
         """A final verdict, or ``None`` when the answer calls for a retry (429, 5xx)."""
-        payload = _json(body)
-        if status == 200:
-            if _looks_like_list(payload):
-                return Verdict("live", 200, "the key lists workspaces", request_id)
-            return Verdict("unknown", 200, "HTTP 200 without the documented JSON list "
-                           "(a proxy or captive portal?)", request_id)
-        if status == 403:
-            if _error_is(payload, "forbidden"):
-                return Verdict("live", 403, "the key works but may not list workspaces",
-                               request_id)
-            return Verdict("unknown", 403, "HTTP 403 without the documented body "
-                           "(a proxy or firewall?)", request_id)
-        if status == 401:
-            if _error_is(payload, "unauthorized"):
-                return Verdict("revoked", 401, "the API rejects the key (invalid or revoked)",
-                               request_id)
-            return Verdict("unknown", 401, "HTTP 401 without the documented body", request_id)
+        if status in _DOCUMENTED:
+            proves, verdict, meaning, otherwise = _DOCUMENTED[status]
+            if proves(_json(body)):
+                return Verdict(verdict, status, meaning, request_id)
+            return Verdict("unknown", status, otherwise, request_id)
         if 300 <= status < 400:
             return Verdict("unknown", status, f"redirect (HTTP {status}) not followed: the "
                            "key was not sent on", request_id)

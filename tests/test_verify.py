@@ -16,21 +16,16 @@ from poelis_scan.verify import Settings, Verifier, VerifyConfigError, check_base
 FAST = dict(backoff=0.05, timeout=1.0)
 
 
-@pytest.fixture
-def api() -> Iterator[Emulator]:
+def _running() -> Iterator[Emulator]:
     emulator = Emulator()
     emulator.base_url = emulator.start()  # type: ignore[attr-defined]
     yield emulator
     emulator.stop()
 
 
-@pytest.fixture
-def elsewhere() -> Iterator[Emulator]:
-    """A second server: the target of a redirect, which must never hear from us."""
-    emulator = Emulator()
-    emulator.base_url = emulator.start()  # type: ignore[attr-defined]
-    yield emulator
-    emulator.stop()
+api = pytest.fixture(_running, name="api")
+# A second server: the target of a redirect, which must never hear from us.
+elsewhere = pytest.fixture(_running, name="elsewhere")
 
 
 def verifier(api: Emulator, **overrides: float) -> Verifier:
