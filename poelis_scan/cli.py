@@ -14,6 +14,7 @@ from typing import IO, Any
 import click
 
 from . import __version__
+from .report import FORMATS
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -63,6 +64,9 @@ def _summary(stats: Any, min_confidence: str) -> str:
             f", {stats.findings_below_confidence} below confidence {min_confidence} not shown"
             " (--min-confidence low shows them)"
         )
+    if stats.suppressed:
+        suppressed = ", ".join(f"{n} {why}" for why, n in sorted(stats.suppressed.items()))
+        line += f"; suppressed {suppressed}"
     if stats.skipped:
         skipped = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()))
         line += f"; skipped {skipped}"
@@ -90,19 +94,32 @@ def _apply(options: list[Callable[..., Any]]) -> Callable[..., Any]:
 def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every scanning command shares (DESIGN §5: names users script against)."""
     options = [
-        click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]),
-                     default="text", show_default=True, help="Report format."),
+        click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="text",
+                     show_default=True, help="Report format."),
         click.option("-o", "--output", type=str,
                      help="Write the report to FILE instead of stdout."),
-        click.option("--reveal", is_flag=True, help="Print full keys (default: redacted)."),
-        click.option("--min-confidence", type=click.Choice(["low", "high"]), default="high",
-                     show_default=True,
-                     help="low also reports placeholders, identifiers and the docs' example."),
+        click.option("--reveal", is_flag=True,
+                     help="Print full keys in text, json and jsonl (default: redacted)."),
+        click.option("--min-confidence", type=click.Choice(["low", "high"]),
+                     help="low also reports placeholders, identifiers and the docs' example "
+                          "(default: configuration, else high)."),
         click.option("--decode/--no-decode", default=True, show_default=True,
                      help="Also find keys written in UTF-16, base64 and hex."),
         click.option("-j", "--jobs", type=click.IntRange(min=1),
                      help="Worker processes (default: cores)."),
         click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr."),
+        click.option("--config", "config_path", metavar="FILE",
+                     help="Configuration file (default: .poelis-scan.toml or pyproject.toml "
+                          "[tool.poelis-scan], from the scanned root up to the repository root)."),
+        click.option("--baseline", "baseline_path", metavar="FILE",
+                     help="Suppress the secrets recorded in this baseline."),
+        click.option("--report-stale", is_flag=True,
+                     help="List baseline entries that no finding matches any more."),
+        click.option("--show-suppressed", is_flag=True,
+                     help="Also report suppressed findings, marked as such."),
+        click.option("--no-inline-allow", is_flag=True,
+                     help="Ignore allow comments in the scanned content (for CI reviewing "
+                          "untrusted changes)."),
         click.option("--verify", is_flag=True,
                      help="Ask the Poelis API whether each distinct key is live."),
         click.option("--results", metavar="LIST",
@@ -118,21 +135,27 @@ def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _verify_options() -> list[Callable[..., Any]]:
     return [
         click.option("--base-url", metavar="URL",
-                     help="Poelis API base URL (default: $POELIS_BASE_URL, else "
-                          "https://api.poelis.com)."),
-        click.option("--verify-timeout", type=click.FloatRange(min=0.1), default=10.0,
-                     show_default=True, help="Seconds to wait for one API answer."),
-        click.option("--verify-concurrency", type=click.IntRange(min=1, max=32), default=4,
-                     show_default=True, help="API requests in flight at once."),
+                     help="Poelis API base URL (default: $POELIS_BASE_URL, then "
+                          "configuration, then https://api.poelis.com)."),
+        click.option("--verify-timeout", type=click.FloatRange(min=0.1),
+                     help="Seconds to wait for one API answer (default: 10)."),
+        click.option("--verify-concurrency", type=click.IntRange(min=1, max=32),
+                     help="API requests in flight at once (default: 4)."),
     ]
 
 
-def _verifier(base_url: str | None, timeout: float, concurrency: int) -> Any:
+def _verifier(options: dict[str, Any], config: Any = None) -> Any:
+    """A verifier from options, then environment, then configuration, then defaults."""
     from .verify import Settings, Verifier, VerifyConfigError, resolve_base_url
 
+    settings = dict(config.verify) if config is not None else {}
     try:
-        return Verifier(Settings(base_url=resolve_base_url(base_url), timeout=timeout,
-                                 concurrency=concurrency))
+        return Verifier(Settings(
+            base_url=resolve_base_url(options.get("base_url"), settings.get("base-url")),
+            timeout=float(options.get("verify_timeout") or settings.get("timeout") or 10.0),
+            concurrency=int(options.get("verify_concurrency") or settings.get("concurrency")
+                            or 4),
+        ))
     except VerifyConfigError as error:
         raise FatalError(str(error)) from None
 
@@ -153,26 +176,26 @@ def _wanted_results(results: str | None, only_live: bool) -> set[str] | None:
     return wanted
 
 
-def _verify_and_filter(result: Any, options: dict[str, Any]) -> None:
-    """``--verify``/``--results``/``--only-live``: record verdicts, keep what was asked for.
+def _policy(options: dict[str, Any], start: str, stop: str | None) -> Any:
+    """Options and configuration resolved before any work, so mistakes cost nothing."""
+    from .baseline import BaselineError
+    from .baseline import load as load_baseline
+    from .config import ConfigError, discover
+    from .config import load as load_config
+    from .triage import Policy
 
-    Asking for results other than "unverified" turns verification on: a filter on verdicts
-    must never silently report nothing because nothing was verified.
-    """
+    try:
+        config = (load_config(options["config_path"]) if options["config_path"]
+                  else discover(start, stop))
+        baseline = load_baseline(options["baseline_path"]) if options["baseline_path"] else None
+    except (ConfigError, BaselineError) as error:
+        raise FatalError(str(error)) from None
     wanted = _wanted_results(options["results"], options["only_live"])
     verify = options["verify"] or options["only_live"] or (
         wanted is not None and "unverified" not in wanted)
-    if verify and result.findings:
-        from .verify import apply_verdicts
-
-        apply_verdicts(result.findings, _verifier(options["base_url"],
-                                                  options["verify_timeout"],
-                                                  options["verify_concurrency"]))
-    if wanted is not None:
-        kept = [f for f in result.findings if f.verification["status"] in wanted]
-        result.stats.findings_filtered = len(result.findings) - len(kept)
-        result.findings[:] = kept
-        result.stats.findings_reported = len(kept)
+    options["min_confidence"] = options["min_confidence"] or config.min_confidence or "high"
+    return Policy(config=config, baseline=baseline, inline_allow=not options["no_inline_allow"],
+                  show_suppressed=options["show_suppressed"], results=wanted, verify=verify)
 
 
 def _on_problem(note: Any) -> None:
@@ -182,16 +205,85 @@ def _on_problem(note: Any) -> None:
         _warn(f"{note.display_path}: {note.detail}")
 
 
-def _finish(result: Any, options: dict[str, Any]) -> int:
-    _verify_and_filter(result, options)
-    fmt, output, quiet = options["fmt"], options["output"], options["quiet"]
-    reveal, min_confidence = options["reveal"], options["min_confidence"]
-    _write_report(output, fmt, result, reveal)
-    if not quiet:
-        click.echo(_summary(result.stats, min_confidence), err=True)
+def _context(fmt: str, root: str | None, git_dir: str | None, stats: Any) -> Any:
+    """What SARIF and GitLab reports say about the scan as a whole (git asked only for them)."""
+    from .report import ReportContext
+
+    revision = uri = None
+    if fmt in ("sarif", "gitlab") and (git_dir or root):
+        from .sources.git import public_remote, run_git
+
+        where = git_dir or root or "."
+        revision = run_git(where, "rev-parse", "--verify", "--quiet", "HEAD",
+                           check=False).decode().strip() or None
+        uri = public_remote(run_git(where, "remote", "get-url", "origin",
+                                    check=False).decode("utf-8", "replace"))
+    return ReportContext(root=root, repository_uri=uri, revision=revision,
+                         started_at=stats.started_at)
+
+
+def _finish(result: Any, options: dict[str, Any], policy: Any, root: str | None,
+            git_dir: str | None) -> int:
+    from .triage import triage
+
+    outcome = triage(result.findings, result.stats, policy,
+                     lambda: _verifier(options, policy.config))
+    if options["report_stale"]:
+        result.stats.baseline_stale = len(outcome.stale)
+    context = _context(options["fmt"], root, git_dir, result.stats)
+    _write_report(options["output"], options["fmt"], outcome.reported, result.stats,
+                  options["reveal"], context)
+    for note in context.notes:
+        _warn(note)
+    if options["report_stale"]:
+        for entry in outcome.stale:
+            _warn(f"stale baseline entry: secret {entry.secret_sha256[:16]}… once at "
+                  f"{entry.path} is not found any more")
+    if not options["quiet"]:
+        click.echo(_summary(result.stats, options["min_confidence"]), err=True)
     if result.stats.items_scanned == 0:
         _warn("nothing was scanned, so this is not a clean result")
-    return EXIT_FINDINGS if result.findings else EXIT_CLEAN
+    return EXIT_FINDINGS if outcome.failing else EXIT_CLEAN
+
+
+def _scan_paths(paths: tuple[str, ...], exclude: tuple[str, ...], options: dict[str, Any]
+                ) -> tuple[Any, Any, str]:
+    """Run a directory scan under the options; returns (result, policy, report root)."""
+    from .scanner import scan_paths
+    from .sources.files import find_repository_root
+
+    roots = list(paths) or ["."]
+    for root in roots:
+        if root != "-" and not os.path.lexists(root):
+            raise FatalError(f"no such file or directory: {root}")
+    first = next((r for r in roots if r != "-"), ".")
+    repository = find_repository_root(first)
+    policy = _policy(options, first, repository)
+    result = scan_paths(roots, exclude=exclude, min_confidence=options["min_confidence"],
+                        jobs=options["jobs"], on_skip=_on_problem, on_warning=_on_problem,
+                        decode=options["decode"])
+    report_root = repository or os.path.abspath(first if os.path.isdir(first)
+                                                else os.path.dirname(first) or ".")
+    return result, policy, report_root
+
+
+def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None,
+              commit_range: str | None, options: dict[str, Any]) -> tuple[Any, Any, str, str]:
+    """Run a git scan under the options; returns (result, policy, report root, git path)."""
+    from .gitscan import GitError, scan_git
+    from .sources.git import open_repository
+
+    repos = list(repositories) or ["."]
+    try:
+        first = open_repository(repos[0])
+        policy = _policy(options, first.work_tree or first.git_dir, first.work_tree)
+        result = scan_git(repos, mode=mode, since_commit=since_commit,  # type: ignore[arg-type]
+                          commit_range=commit_range, min_confidence=options["min_confidence"],
+                          jobs=options["jobs"], decode=options["decode"],
+                          on_warning=_on_problem)
+    except GitError as error:
+        raise FatalError(str(error)) from None
+    return result, policy, first.work_tree or first.git_dir, repos[0]
 
 
 @cli.command()
@@ -203,17 +295,14 @@ def scan(paths: tuple[str, ...], exclude: tuple[str, ...], **options: Any) -> in
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
     """
-    from .scanner import scan_paths
+    result, policy, root = _scan_paths(paths, exclude, options)
+    return _finish(result, options, policy, root, None)
 
-    roots = list(paths) or ["."]
-    for root in roots:
-        if root != "-" and not os.path.lexists(root):
-            raise FatalError(f"no such file or directory: {root}")
-    _wanted_results(options["results"], options["only_live"])  # a bad list fails before work
-    result = scan_paths(roots, exclude=exclude, min_confidence=options["min_confidence"],
-                        jobs=options["jobs"], on_skip=_on_problem, on_warning=_on_problem,
-                        decode=options["decode"])
-    return _finish(result, options)
+
+def _git_mode(since_commit: str | None, commit_range: str | None, staged: bool) -> str:
+    if sum(x is not None and x is not False for x in (since_commit, commit_range, staged)) > 1:
+        raise FatalError("--since-commit, --range and --staged exclude each other")
+    return "staged" if staged else "range" if since_commit or commit_range else "all"
 
 
 @cli.command()
@@ -231,25 +320,15 @@ def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: s
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
     """
-    from .gitscan import GitError, scan_git
-
-    if sum(x is not None and x is not False for x in (since_commit, commit_range, staged)) > 1:
-        raise FatalError("--since-commit, --range and --staged exclude each other")
-    mode = "staged" if staged else "range" if since_commit or commit_range else "all"
-    _wanted_results(options["results"], options["only_live"])
-    try:
-        result = scan_git(list(repositories) or ["."], mode=mode, since_commit=since_commit,
-                          commit_range=commit_range, min_confidence=options["min_confidence"],
-                          jobs=options["jobs"], decode=options["decode"],
-                          on_warning=_on_problem)
-    except GitError as error:
-        raise FatalError(str(error)) from None
-    return _finish(result, options)
+    mode = _git_mode(since_commit, commit_range, staged)
+    result, policy, root, git_path = _scan_git(repositories, mode, since_commit, commit_range,
+                                               options)
+    return _finish(result, options, policy, root, git_path)
 
 
 @cli.command()
 @_apply(_verify_options())
-def verify(base_url: str | None, verify_timeout: float, verify_concurrency: int) -> int:
+def verify(**options: Any) -> int:
     """Check keys read from standard input (one a line, or any text holding them).
 
     Prints each distinct key's redacted form, SHA-256 and status, never the key.
@@ -258,11 +337,12 @@ def verify(base_url: str | None, verify_timeout: float, verify_concurrency: int)
     from .detect import scan_bytes
     from .findings import redact, secret_sha256
 
+    verifier = _verifier(options)
     keys = list(dict.fromkeys(m.secret for m in scan_bytes(sys.stdin.buffer.read())))
     if not keys:
         _warn("no Poelis API key found on standard input")
         return EXIT_CLEAN
-    verdicts = _verifier(base_url, verify_timeout, verify_concurrency).verify_many(keys)
+    verdicts = verifier.verify_many(keys)
     for key in keys:
         verdict = verdicts[key]
         extra = f"  ({verdict.detail})" if verdict.status == "unknown" else ""
@@ -270,17 +350,58 @@ def verify(base_url: str | None, verify_timeout: float, verify_concurrency: int)
     return EXIT_FINDINGS if any(v.status == "live" for v in verdicts.values()) else EXIT_CLEAN
 
 
+@cli.group()
+def baseline() -> None:
+    """Record today's findings so that only new leaks fail the run (--baseline FILE)."""
 
-def _write_report(output: str | None, fmt: str, result: Any, reveal: bool) -> None:
+
+@baseline.command("create")
+@click.argument("targets", nargs=-1, metavar="[PATH|REPO]...")
+@click.option("--git", "use_git", is_flag=True, help="Record the findings of a git scan.")
+@click.option("-o", "--output", default="-", show_default=True,
+              help="Baseline file to write ('-': standard output).")
+@click.option("--min-confidence", type=click.Choice(["low", "high"]))
+@click.option("--config", "config_path", metavar="FILE")
+@click.option("--no-inline-allow", is_flag=True)
+@click.option("-j", "--jobs", type=click.IntRange(min=1))
+def baseline_create(targets: tuple[str, ...], use_git: bool, output: str,
+                    **options: Any) -> int:
+    """Write a baseline of the findings a scan of PATHs (or, with --git, of REPOs) reports.
+
+    It holds secret hashes and fingerprints, never a key, sorted and without timestamps.
+    """
+    from .baseline import dumps, from_findings
+    from .triage import triage
+
+    options.update(fmt="json", baseline_path=None, results=None, only_live=False, verify=False,
+                   show_suppressed=False, decode=True)
+    if use_git:
+        result, policy, _, _ = _scan_git(targets, "all", None, None, options)
+    else:
+        result, policy, _ = _scan_paths(targets, (), options)
+    outcome = triage(result.findings, result.stats, policy, lambda: None)
+    text = dumps(from_findings(outcome.reported))
+    _write_text(output, text)
+    _warn(f"baseline of {len(outcome.reported)} findings written to "
+          f"{'standard output' if output == '-' else output}")
+    return EXIT_CLEAN
+
+
+def _write_report(output: str | None, fmt: str, findings: list[Any], stats: Any,
+                  reveal: bool, context: Any) -> None:
     from .report import render
 
+    to_stdout = output is None or output == "-"
+    color = to_stdout and fmt == "text" and _use_color(sys.stdout)
+    _write_text(output, render(fmt, findings, stats, reveal=reveal, color=color,
+                               context=context))
+
+
+def _write_text(output: str | None, text: str) -> None:
     if output is None or output == "-":
-        text = render(fmt, result.findings, result.stats, reveal=reveal,
-                      color=fmt == "text" and _use_color(sys.stdout))
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    text = render(fmt, result.findings, result.stats, reveal=reveal, color=False)
     try:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -146,7 +146,7 @@ def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _
 
 def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatch]:
     for lm in matches:
-        yield LocatedMatch(lm.match, lm.offset, lm.line, lm.column, name)
+        yield LocatedMatch(lm.match, lm.offset, lm.line, lm.column, name, lm.inline_allow)
 
 
 def _spool(reader: _LimitedReader) -> IO[bytes]:

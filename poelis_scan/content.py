@@ -8,6 +8,7 @@ how they were cut into reads.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class LocatedMatch:
     line: int
     column: int
     member: str | None = None  # inside an archive: the member's path
+    inline_allow: bool = False  # an allow comment on its line or the line before
 
     @property
     def end_column(self) -> int:
@@ -100,7 +102,23 @@ def _locate_in(buf: bytes | bytearray, match: Match, base: int, state: _LineStat
         column = state.chars + _char_count(memoryview(buf)[:pos]) + 1
     else:
         column = _char_count(memoryview(buf)[newline + 1 : pos]) + 1
-    return LocatedMatch(match.shifted(base), base + pos, line, column)
+    return LocatedMatch(match.shifted(base), base + pos, line, column,
+                        inline_allow=_allowed_inline(buf, pos, match.end))
+
+
+# ``poelis-scan: allow`` in any comment syntax, and detect-secrets' marker for teams migrating.
+_ALLOW_MARKER = re.compile(rb"poelis-scan:\s*allow|pragma:\s*allowlist[ -]secret", re.I)
+_LINE_LIMIT = 4096
+
+
+def _allowed_inline(buf: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether the key's line, or the line before it, carries an allow marker."""
+    line_start = buf.rfind(b"\n", max(start - _LINE_LIMIT, 0), start) + 1
+    previous_start = buf.rfind(b"\n", max(line_start - 1 - _LINE_LIMIT, 0), max(line_start - 1, 0))
+    first = previous_start + 1 if line_start > 0 else line_start
+    line_end = buf.find(b"\n", end, end + _LINE_LIMIT)
+    last = line_end if line_end != -1 else min(len(buf), end + _LINE_LIMIT)
+    return _ALLOW_MARKER.search(bytes(buf[first:last])) is not None
 
 
 @dataclass(slots=True)

@@ -82,6 +82,8 @@ class Finding:
         default_factory=lambda: {"status": "unverified", "http_status": None,
                                  "detail": None, "request_id": None}
     )
+    inline_allow: bool = False  # an allow comment sits next to the key (not reported as such)
+    suppression: dict[str, str] | None = None  # {"kind", "justification"} once suppressed
 
     @property
     def secret_sha256(self) -> str:
@@ -109,6 +111,7 @@ class Finding:
             display_path=display_path,
             encoding=match.encoding,
             git=git,
+            inline_allow=located.inline_allow,
         )
 
     def __repr__(self) -> str:
@@ -137,4 +140,6 @@ class Finding:
                 "fingerprint": self.fingerprint,
             }
         )
+        if self.suppression is not None:
+            out["suppression"] = self.suppression
         return out

@@ -166,7 +166,8 @@ def _message_lines(data: bytes, matches: list[LocatedMatch]) -> list[LocatedMatc
     if header_end == -1:
         return matches
     header_lines = data.count(b"\n", 0, header_end + 2)
-    return [LocatedMatch(lm.match, lm.offset, max(lm.line - header_lines, 1), lm.column)
+    return [LocatedMatch(lm.match, lm.offset, max(lm.line - header_lines, 1), lm.column,
+                         lm.member, lm.inline_allow)
             if lm.offset > header_end else lm for lm in matches]
 
 

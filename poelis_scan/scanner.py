@@ -58,6 +58,9 @@ class Stats:
     findings_reported: int = 0
     findings_below_confidence: int = 0
     findings_filtered: int = 0  # dropped by --results / --only-live
+    suppressed: Counter[str] = field(default_factory=Counter)  # by kind: inline, config, baseline
+    baseline_stale: int | None = None  # only when asked (--report-stale)
+    started_at: float = field(default_factory=time.time)
     history_cut: bool = False
     seconds: float = 0.0
     source: str = "files"  # or "git": which counters the report shows
@@ -83,6 +86,9 @@ class Stats:
             "findings_reported": self.findings_reported,
             "findings_below_confidence": self.findings_below_confidence,
             "findings_filtered_by_results": self.findings_filtered,
+            "suppressed": dict(sorted(self.suppressed.items())),
+            **({"baseline_stale": self.baseline_stale}
+               if self.baseline_stale is not None else {}),
             "seconds": round(self.seconds, 3),
         }
 

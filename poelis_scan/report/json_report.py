@@ -7,11 +7,12 @@ import json
 from .. import __version__
 from ..findings import Finding
 from ..scanner import Stats
-from . import REPORT_SCHEMA_VERSION
+from . import REPORT_SCHEMA_VERSION, ReportContext
 
 
 def render(
-    fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False
+    fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False,
+    context: ReportContext,
 ) -> str:
     if fmt == "jsonl":
         return "".join(json.dumps(f.to_dict(reveal)) + "\n" for f in findings)

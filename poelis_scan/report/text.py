@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..findings import Finding
 from ..scanner import Stats
+from . import ReportContext
 
 _RED = "\033[31m"
 _BOLD = "\033[1m"
@@ -28,6 +29,8 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
     status = finding.verification.get("status")
     if status and status != "unverified":
         extra.append(status)
+    if finding.suppression:
+        extra.append(f"suppressed: {finding.suppression['kind']}")
     return (
         f"{_paint(where, _BOLD, color)}: Poelis API key {_paint(key, _RED, color)} "
         f"{_paint('(' + ', '.join(extra) + ')', _DIM, color)}"
@@ -35,6 +38,7 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
 
 
 def render(
-    fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False
+    fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False,
+    context: ReportContext,
 ) -> str:
     return "".join(format_finding(f, reveal=reveal, color=color) + "\n" for f in findings)

@@ -134,6 +134,21 @@ def all_objects(repo: Repository) -> tuple[list[GitObject], list[str]]:
     return objects, lister.broken
 
 
+def public_remote(url: str) -> str | None:
+    """A remote URL fit to publish: no user name or token, scp syntax made a URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = url.strip()
+    if not url:
+        return None
+    if "://" not in url:  # git@host:org/repo.git
+        host, _, path = url.partition(":")
+        return f"ssh://{host.rpartition('@')[2]}/{path.lstrip('/')}" if path else None
+    parts = urlsplit(url)
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def head_commit(repo: Repository) -> str | None:
     out = run_git(repo.path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
     return out.decode().strip() or None

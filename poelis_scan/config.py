@@ -1,0 +1,151 @@
+"""Project configuration: ``.poelis-scan.toml``, or ``[tool.poelis-scan]`` in ``pyproject.toml``.
+
+Found from the scanned directory upward to the repository root (or given with ``--config``).
+Every key is checked: a misspelt key or a wrong type is an error naming the key and the file,
+because a silently ignored allow-list entry or exclude is how secrets get waved through.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_NAME = ".poelis-scan.toml"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ConfigError(ValueError):
+    """One line: which key of which file is wrong, and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathExclude:
+    glob: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedSecret:
+    secret_sha256: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str | None = None  # the file it came from
+    min_confidence: str | None = None
+    excludes: tuple[PathExclude, ...] = ()
+    allowed: tuple[AllowedSecret, ...] = ()
+    verify: dict[str, Any] = field(default_factory=dict)  # base-url, timeout, concurrency
+
+
+_TOP_KEYS = {"min-confidence", "exclude", "allow", "verify"}
+_VERIFY_KEYS = {"base-url": str, "timeout": (int, float), "concurrency": int}
+
+
+def _fail(source: str, key: str, problem: str) -> ConfigError:
+    return ConfigError(f"{source}: {key}: {problem}")
+
+
+def _table_list(source: str, key: str, value: Any, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _fail(source, key, "must be a list of tables ([[...]])")
+    for index, entry in enumerate(value):
+        where = f"{key}[{index}]"
+        if not isinstance(entry, dict):
+            raise _fail(source, where, "must be a table")
+        for name in entry:
+            if name not in fields:
+                raise _fail(source, f"{where}.{name}", f"unknown key (expected: "
+                            f"{', '.join(sorted(fields))})")
+        for name, check in fields.items():
+            if name not in entry:
+                raise _fail(source, f"{where}.{name}", "is required")
+            if not isinstance(entry[name], str) or not check(entry[name]):
+                raise _fail(source, f"{where}.{name}", "must be a non-empty string"
+                            if name != "secret-sha256" else "must be 64 lower-case hex digits")
+    return value
+
+
+def _nonempty(text: str) -> bool:
+    return bool(text.strip())
+
+
+def parse(data: dict[str, Any], source: str) -> Config:
+    """Validate one configuration table (already read from TOML)."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise _fail(source, key, f"unknown key (expected: {', '.join(sorted(_TOP_KEYS))})")
+    confidence = data.get("min-confidence")
+    if confidence is not None and confidence not in ("low", "high"):
+        raise _fail(source, "min-confidence", 'must be "low" or "high"')
+    excludes = _table_list(source, "exclude", data.get("exclude", []),
+                           {"path": _nonempty, "reason": _nonempty})
+    allowed = _table_list(source, "allow", data.get("allow", []),
+                          {"secret-sha256": _SHA256.fullmatch, "reason": _nonempty})
+    verify = data.get("verify", {})
+    if not isinstance(verify, dict):
+        raise _fail(source, "verify", "must be a table")
+    for key, value in verify.items():
+        expected = _VERIFY_KEYS.get(key)
+        if expected is None:
+            raise _fail(source, f"verify.{key}", f"unknown key (expected: "
+                        f"{', '.join(sorted(_VERIFY_KEYS))})")
+        if isinstance(value, bool) or not isinstance(value, expected):
+            kind = "a string" if expected is str else "a number"
+            raise _fail(source, f"verify.{key}", f"must be {kind}")
+        if key in ("timeout", "concurrency") and value <= 0:
+            raise _fail(source, f"verify.{key}", "must be positive")
+    return Config(
+        source=source,
+        min_confidence=confidence,
+        excludes=tuple(PathExclude(e["path"], e["reason"]) for e in excludes),
+        allowed=tuple(AllowedSecret(a["secret-sha256"], a["reason"]) for a in allowed),
+        verify=dict(verify),
+    )
+
+
+def load(path: str) -> Config:
+    """Read ``path``: a ``pyproject.toml`` (its ``[tool.poelis-scan]``) or our own file."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    if os.path.basename(path) == "pyproject.toml":
+        table = document.get("tool", {}).get("poelis-scan", {})
+        return parse(table, f"{path} [tool.poelis-scan]")
+    return parse(document, path)
+
+
+def _has_our_table(pyproject: str) -> bool:
+    try:
+        with open(pyproject, "rb") as handle:
+            return b"[tool.poelis-scan" in handle.read()
+    except OSError:
+        return False
+
+
+def discover(start: str, stop: str | None) -> Config:
+    """The first configuration from ``start`` up to ``stop`` (the repository root), if any."""
+    current = os.path.abspath(start if os.path.isdir(start) else os.path.dirname(start) or ".")
+    boundary = os.path.abspath(stop) if stop else current
+    while True:
+        own = os.path.join(current, CONFIG_NAME)
+        if os.path.isfile(own):
+            return load(own)
+        pyproject = os.path.join(current, "pyproject.toml")
+        if os.path.isfile(pyproject) and _has_our_table(pyproject):
+            return load(pyproject)
+        parent = os.path.dirname(current)
+        if current == boundary or parent == current or not current.startswith(boundary):
+            return Config()
+        current = parent

@@ -1,0 +1,160 @@
+"""SARIF 2.1.0 for GitHub code scanning (and any other SARIF consumer).
+
+One run, one rule. Locations are relative to ``%SRCROOT%`` (the repository root, or the scanned
+directory outside git), so alerts line up with the checkout. ``partialFingerprints`` are ours,
+computed from rule, path and secret hash, so an alert keeps its identity when lines move, when
+the scan runs on another machine and when history is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..findings import RULE_ID, Finding
+from ..scanner import Stats
+from . import ReportContext
+
+MAX_RESULTS = 5000
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://pypi.org/project/poelis-scan/"
+
+_HELP_TEXT = (
+    "A Poelis REST API key was found. Poelis keys are organization-scoped: anyone holding this "
+    "key can read every workspace, product and item of your organization.\n\n"
+    "What to do:\n"
+    "1. Revoke the key now: Poelis Settings > Manage REST API Keys > Revoke.\n"
+    "2. Create a new key and deploy it through your secret store, not through the repository.\n"
+    "3. Remove the key from the code. Removing it from history (rewriting commits) does not "
+    "un-leak it: clones, forks and CI caches keep the old objects, so revoking is what counts.\n"
+)
+_HELP_MARKDOWN = (
+    "A **Poelis REST API key** was found. Poelis keys are organization-scoped: anyone holding "
+    "this key can read every workspace, product and item of your organization.\n\n"
+    "**What to do**\n\n"
+    "1. **Revoke the key now**: Poelis *Settings → Manage REST API Keys → Revoke*.\n"
+    "2. Create a new key and deploy it through your secret store, not through the repository.\n"
+    "3. Remove the key from the code. Removing it from history does **not** un-leak it: "
+    "clones, forks and CI caches keep the old objects, so revoking is what counts.\n\n"
+    "A false alarm? Put `poelis-scan: allow` in a comment on the line, or record the secret's "
+    "SHA-256 under `allow` in `.poelis-scan.toml` with a reason.\n"
+)
+
+RULE = {
+    "id": RULE_ID,
+    "name": "PoelisApiKey",
+    "shortDescription": {"text": "Poelis REST API key"},
+    "fullDescription": {"text": "A Poelis REST API key (poelis_api_…) is present in the "
+                                "scanned content; it grants read access to a whole "
+                                "organization."},
+    "help": {"text": _HELP_TEXT, "markdown": _HELP_MARKDOWN},
+    "helpUri": INFORMATION_URI,
+    "defaultConfiguration": {"level": "error"},
+    "properties": {
+        "tags": ["security", "secret", "cwe-798", "external/cwe/cwe-798"],
+        "precision": "very-high",
+        "security-severity": "9.5",
+        "problem.severity": "error",
+    },
+}
+
+
+def _severity_rank(finding: Finding) -> tuple[int, int]:
+    status = finding.verification.get("status")
+    order = {"live": 0, "unknown": 1, "unverified": 2, "revoked": 3}.get(status or "", 2)
+    return (0 if finding.confidence.value == "high" else 1, order)
+
+
+def _uri(path: str) -> str:
+    """A relative URI reference: every character that is not safe in a path is escaped."""
+    return quote(path, safe="/-._~!$&'()*+,;=@")
+
+
+def _message(finding: Finding) -> str:
+    where = finding.location.path
+    if finding.location.member:
+        where += f" (member {finding.location.member})"
+    git = finding.git or {}
+    if git.get("commit"):
+        where += f" at commit {git['commit'][:12]}"
+    status = finding.verification.get("status", "unverified")
+    return (f"Poelis API key {finding.redacted} in {where} (confidence {finding.confidence.value}, "
+            f"verification: {status}). Revoke it in Poelis Settings > Manage REST API Keys.")
+
+
+def _result(finding: Finding) -> dict[str, Any]:
+    loc = finding.location
+    git = finding.git or {}
+    properties: dict[str, Any] = {
+        "confidence": finding.confidence.value,
+        "encoding": finding.encoding,
+        "secret_sha256": finding.secret_sha256,
+        "secret_redacted": finding.redacted,
+        "verification": finding.verification,
+    }
+    if loc.member:
+        properties["member"] = loc.member
+    for key in ("commit", "kind", "author", "email", "date", "refs", "blob"):
+        if git.get(key) is not None:
+            properties[f"git_{key}"] = git[key]
+    result: dict[str, Any] = {
+        "ruleId": RULE_ID,
+        "ruleIndex": 0,
+        "level": "error" if finding.confidence.value == "high" else "warning",
+        "message": {"text": _message(finding)},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": _uri(loc.path), "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": loc.line, "startColumn": loc.column,
+                           "endLine": loc.line, "endColumn": max(loc.end_column, loc.column + 1)},
+            }
+        }],
+        "partialFingerprints": {
+            "primaryLocationLineHash": f"{finding.fingerprint[:32]}:1",
+            "poelisScanFingerprint/v1": finding.fingerprint,
+        },
+        "properties": properties,
+    }
+    if finding.suppression:
+        result["suppressions"] = [{
+            "kind": "inSource" if finding.suppression["kind"] == "inline" else "external",
+            "justification": finding.suppression["justification"],
+        }]
+    return result
+
+
+def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False,
+           color: bool = False, context: ReportContext) -> str:
+    """The SARIF log. ``reveal`` is ignored: SARIF is uploaded to third parties, never a key."""
+    chosen = sorted(findings, key=_severity_rank)[:MAX_RESULTS]
+    chosen.sort(key=lambda f: (f.location.path, f.location.line, f.location.column))
+    truncated = len(findings) > MAX_RESULTS
+    if truncated:
+        context.notes.append(f"SARIF keeps the first {MAX_RESULTS} of {len(findings)} results "
+                             "(most severe first); the JSON format has them all")
+    run: dict[str, Any] = {
+        "tool": {"driver": {"name": "poelis-scan", "version": __version__,
+                            "semanticVersion": __version__, "informationUri": INFORMATION_URI,
+                            "rules": [RULE]}},
+        "columnKind": "unicodeCodePoints",
+        "results": [_result(f) for f in chosen],
+        "properties": {"truncated": truncated, "total_results": len(findings),
+                       "stats": stats.to_dict()},
+    }
+    if context.root:
+        root_uri = "file://" + quote(os.path.abspath(context.root).rstrip("/") + "/")
+        run["originalUriBaseIds"] = {"%SRCROOT%": {"uri": root_uri}}
+    else:
+        run["originalUriBaseIds"] = {"%SRCROOT%": {"description": {"text": "the scanned root"}}}
+    if context.revision:
+        provenance: dict[str, Any] = {"revisionId": context.revision}
+        if context.repository_uri:
+            provenance["repositoryUri"] = context.repository_uri
+        else:
+            provenance["repositoryUri"] = "file://" + quote(os.path.abspath(context.root or "."))
+        run["versionControlProvenance"] = [provenance]
+    log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+    return json.dumps(log, indent=2) + "\n"
