@@ -222,6 +222,13 @@ def _context(fmt: str, root: str | None, git_dir: str | None, stats: Any) -> Any
                          started_at=stats.started_at)
 
 
+_WHAT_TO_DO = (
+    "poelis-scan: what to do: remove the key from the content. If it ever left this machine "
+    "(pushed, shared, uploaded), revoke it: Poelis Settings > Manage REST API Keys > Revoke. "
+    "A false alarm? Put 'poelis-scan: allow' in a comment on that line."
+)
+
+
 def _finish(result: Any, options: dict[str, Any], policy: Any, root: str | None,
             git_dir: str | None) -> int:
     from .triage import triage
@@ -239,6 +246,8 @@ def _finish(result: Any, options: dict[str, Any], policy: Any, root: str | None,
         for entry in outcome.stale:
             _warn(f"stale baseline entry: secret {entry.secret_sha256[:16]}… once at "
                   f"{entry.path} is not found any more")
+    if outcome.failing and options["fmt"] == "text" and not options["quiet"]:
+        click.echo(_WHAT_TO_DO, err=True)
     if not options["quiet"]:
         click.echo(_summary(result.stats, options["min_confidence"]), err=True)
     if result.stats.items_scanned == 0:
@@ -268,7 +277,8 @@ def _scan_paths(paths: tuple[str, ...], exclude: tuple[str, ...], options: dict[
 
 
 def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None,
-              commit_range: str | None, options: dict[str, Any]) -> tuple[Any, Any, str, str]:
+              commit_range: str | None, options: dict[str, Any],
+              rev_sets: list[list[str]] | None = None) -> tuple[Any, Any, str, str]:
     """Run a git scan under the options; returns (result, policy, report root, git path)."""
     from .gitscan import GitError, scan_git
     from .sources.git import open_repository
@@ -280,7 +290,7 @@ def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None
         result = scan_git(repos, mode=mode, since_commit=since_commit,  # type: ignore[arg-type]
                           commit_range=commit_range, min_confidence=options["min_confidence"],
                           jobs=options["jobs"], decode=options["decode"],
-                          on_warning=_on_problem)
+                          on_warning=_on_problem, rev_sets=rev_sets)
     except GitError as error:
         raise FatalError(str(error)) from None
     return result, policy, first.work_tree or first.git_dir, repos[0]
@@ -324,6 +334,64 @@ def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: s
     result, policy, root, git_path = _scan_git(repositories, mode, since_commit, commit_range,
                                                options)
     return _finish(result, options, policy, root, git_path)
+
+
+@cli.group()
+def hook() -> None:
+    """Entry points for git hooks (hooks/ and the pre-commit framework call these)."""
+
+
+@hook.command("pre-push")
+@click.argument("remote", required=False)
+@click.argument("url", required=False)
+@_report_options
+def hook_pre_push(remote: str | None, url: str | None, **options: Any) -> int:
+    """Scan the commits a push sends that the remote does not have (stdin: git's pre-push
+    lines; or PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF from the pre-commit framework)."""
+    from .hooks import pre_push_revs
+    from .sources.git import open_repository
+
+    repo = _open_repo(".")
+    lines = [] if os.environ.get("PRE_COMMIT_TO_REF") else sys.stdin.read().splitlines()
+    rev_sets = pre_push_revs(open_repository(repo), remote, lines)
+    if not rev_sets:
+        return EXIT_CLEAN  # only deletions: nothing is sent
+    result, policy, root, git_path = _scan_git((repo,), "revs", None, None, options, rev_sets)
+    return _finish(result, options, policy, root, git_path)
+
+
+@hook.command("pre-receive")
+@_report_options
+def hook_pre_receive(**options: Any) -> int:
+    """Server side: scan what a push brings (stdin: git's pre-receive lines) and reject the
+    push if it holds a key. Escape hatch: see the README."""
+    from .hooks import pre_receive_revs, skip_requested
+    from .sources.git import open_repository
+
+    repo = _open_repo(".")
+    skip = skip_requested(open_repository(repo))
+    if skip:
+        _warn(f"scan skipped: {skip}")
+        return EXIT_CLEAN
+    rev_sets = pre_receive_revs(sys.stdin.read().splitlines())
+    if not rev_sets:
+        return EXIT_CLEAN
+    result, policy, root, git_path = _scan_git((repo,), "revs", None, None, options, rev_sets)
+    status = _finish(result, options, policy, root, git_path)
+    if status == EXIT_FINDINGS:
+        _warn("push rejected: the pushed commits hold a Poelis API key (commit:path:line "
+              "above). Rewrite those commits without the key, revoke the key, and push again.")
+    return status
+
+
+def _open_repo(path: str) -> str:
+    from .sources.git import GitError, open_repository
+
+    try:
+        open_repository(path)
+    except GitError as error:
+        raise FatalError(str(error)) from None
+    return path
 
 
 @cli.command()

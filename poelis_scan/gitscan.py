@@ -34,7 +34,7 @@ from .sources import git as gitsrc
 from .sources.files import Skip
 from .sources.git import GitError, GitObject, Introduction, Repository
 
-Mode = Literal["all", "range", "staged"]
+Mode = Literal["all", "range", "revs", "staged"]
 
 IN_MEMORY_OBJECT = 16 << 20  # larger objects are streamed (or spooled, if an archive)
 BATCH_BYTES = 64 << 20
@@ -255,7 +255,7 @@ def _findings(scan: _RepoScan) -> list[Finding]:
     blob_hits = {h.sha for h in scan.hits if h.type == "blob"}
     if scan.mode == "all":
         intros = gitsrc.introductions(repo, blob_hits) if blob_hits else {}
-    else:
+    else:  # range, revs
         intros = scan.known
     commits_needed = {i.commit for sha in blob_hits for i in intros.get(sha, [])}
     commits_needed |= {h.sha for h in scan.hits if h.type == "commit"}
@@ -346,9 +346,11 @@ def scan_git(
     jobs: int | None = None,
     decode: bool = True,
     on_warning: Callable[[Skip], None] | None = None,
+    rev_sets: list[list[str]] | None = None,
 ) -> ScanResult:
     """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
-    (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"), or the index
+    (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
+    ``rev_sets``, lists of ``git log`` arguments, as hooks compute them), or the index
     (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
     unusable; problems with single objects are warnings and the scan goes on."""
     from .needles import use_decoders
@@ -368,7 +370,7 @@ def scan_git(
     for repo_path in paths:
         repo = gitsrc.open_repository(repo_path)
         scan = _RepoScan(repo, mode, repo_path if len(paths) > 1 else "")
-        objects = _select(scan, since_commit, commit_range)
+        objects = _select(scan, since_commit, commit_range, rev_sets or [])
         if repo.shallow:
             stats.history_cut = True
             warn(repo_path, "shallow_clone", "shallow clone: commits before the cut are not "
@@ -401,9 +403,15 @@ def scan_git(
     return ScanResult(findings, stats)
 
 
-def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None
-            ) -> Iterable[GitObject]:
+def _select(scan: _RepoScan, since_commit: str | None, commit_range: str | None,
+            rev_sets: list[list[str]]) -> Iterable[GitObject]:
     repo = scan.repo
+    if scan.mode == "revs":
+        selection = gitsrc.RangeSelection()
+        for revs in rev_sets:
+            gitsrc.select_range(repo, revs, selection)
+        scan.known = selection.introductions
+        return selection.objects
     if scan.mode == "staged":
         pairs = gitsrc.staged_blobs(repo)
         for sha, path in pairs:

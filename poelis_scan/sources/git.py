@@ -206,10 +206,12 @@ class RangeSelection:
     introductions: dict[str, list[Introduction]] = field(default_factory=dict)
 
 
-def select_range(repo: Repository, revs: list[str]) -> RangeSelection:
-    """Blobs and commit messages introduced by the commits ``git log REVS`` lists."""
-    selection = RangeSelection()
-    seen: set[str] = set()
+def select_range(repo: Repository, revs: list[str],
+                 selection: RangeSelection | None = None) -> RangeSelection:
+    """Blobs and commit messages introduced by the commits ``git log REVS`` lists (added to
+    ``selection`` when given, so several ranges merge without reading an object twice)."""
+    selection = selection if selection is not None else RangeSelection()
+    seen = {o.sha for o in selection.objects if o.type == "commit"}
     for commit, time, entries in parse_raw_log(log_raw(repo, *revs)):
         if commit not in seen:
             seen.add(commit)
