@@ -6,9 +6,10 @@ a traceback is a bug.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import click
@@ -26,7 +27,9 @@ class FatalError(Exception):
 
 
 def _warn(message: str) -> None:
-    click.echo(f"poelis-scan: warning: {message}", err=True)
+    # On a terminal, first erase a progress line that may be showing.
+    erase = "\r\033[K" if hasattr(sys.stderr, "isatty") and sys.stderr.isatty() else ""
+    click.echo(f"{erase}poelis-scan: warning: {message}", err=True)
 
 
 def _human_bytes(size: int) -> str:
@@ -162,7 +165,7 @@ def _verifier(options: dict[str, Any], config: Any = None) -> Any:
 
 def _wanted_results(results: str | None, only_live: bool) -> set[str] | None:
     """The verification results to report (None: all of them)."""
-    from .verify import STATUSES
+    from .findings import VERIFICATION_STATUSES as STATUSES
 
     if only_live:
         return {"live"}
@@ -196,6 +199,21 @@ def _policy(options: dict[str, Any], start: str, stop: str | None) -> Any:
     options["min_confidence"] = options["min_confidence"] or config.min_confidence or "high"
     return Policy(config=config, baseline=baseline, inline_allow=not options["no_inline_allow"],
                   show_suppressed=options["show_suppressed"], results=wanted, verify=verify)
+
+
+@contextlib.contextmanager
+def _progress(options: dict[str, Any]) -> Iterator[Callable[[Any, int], None] | None]:
+    """A progress display on stderr when it is a terminal (never with --quiet)."""
+    if options.get("quiet") or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        yield None
+        return
+    from .progress import Progress
+
+    display = Progress(sys.stderr)
+    try:
+        yield display.update
+    finally:
+        display.close()
 
 
 def _on_problem(note: Any) -> None:
@@ -268,9 +286,10 @@ def _scan_paths(paths: tuple[str, ...], exclude: tuple[str, ...], options: dict[
     first = next((r for r in roots if r != "-"), ".")
     repository = find_repository_root(first)
     policy = _policy(options, first, repository)
-    result = scan_paths(roots, exclude=exclude, min_confidence=options["min_confidence"],
-                        jobs=options["jobs"], on_skip=_on_problem, on_warning=_on_problem,
-                        decode=options["decode"])
+    with _progress(options) as progress:
+        result = scan_paths(roots, exclude=exclude, min_confidence=options["min_confidence"],
+                            jobs=options["jobs"], on_skip=_on_problem, on_warning=_on_problem,
+                            on_progress=progress, decode=options["decode"])
     report_root = repository or os.path.abspath(first if os.path.isdir(first)
                                                 else os.path.dirname(first) or ".")
     return result, policy, report_root
@@ -287,10 +306,12 @@ def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None
     try:
         first = open_repository(repos[0])
         policy = _policy(options, first.work_tree or first.git_dir, first.work_tree)
-        result = scan_git(repos, mode=mode, since_commit=since_commit,  # type: ignore[arg-type]
-                          commit_range=commit_range, min_confidence=options["min_confidence"],
-                          jobs=options["jobs"], decode=options["decode"],
-                          on_warning=_on_problem, rev_sets=rev_sets)
+        with _progress(options) as progress:
+            result = scan_git(repos, mode=mode,  # type: ignore[arg-type]
+                              since_commit=since_commit, commit_range=commit_range,
+                              min_confidence=options["min_confidence"], jobs=options["jobs"],
+                              decode=options["decode"], on_warning=_on_problem,
+                              rev_sets=rev_sets, on_progress=progress)
     except GitError as error:
         raise FatalError(str(error)) from None
     return result, policy, first.work_tree or first.git_dir, repos[0]

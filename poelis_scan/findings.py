@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .content import LocatedMatch
 
 RULE_ID = "poelis-api-key"
+# What verification can say about a key (verify.py decides; --results filters on these).
+VERIFICATION_STATUSES = ("live", "revoked", "unknown", "unverified")
 _PREFIX_TEXT = PREFIX.decode("ascii")
 
 

@@ -347,6 +347,7 @@ def scan_git(
     decode: bool = True,
     on_warning: Callable[[Skip], None] | None = None,
     rev_sets: list[list[str]] | None = None,
+    on_progress: Callable[[Stats, int], None] | None = None,
 ) -> ScanResult:
     """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
     (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
@@ -371,6 +372,10 @@ def scan_git(
         repo = gitsrc.open_repository(repo_path)
         scan = _RepoScan(repo, mode, repo_path if len(paths) > 1 else "")
         objects = _select(scan, since_commit, commit_range, rev_sets or [])
+        if isinstance(objects, list):  # a staged change or a range: usually small
+            from .needles import prefer_light_engine
+
+            prefer_light_engine(len(objects) <= SERIAL_BELOW_OBJECTS)
         if repo.shallow:
             stats.history_cut = True
             warn(repo_path, "shallow_clone", "shallow clone: commits before the cut are not "
@@ -388,6 +393,8 @@ def scan_git(
             for sha, kind, message in batch.notes:
                 warn(repo_path, kind, f"blob {sha[:12]}: {message}")
             scan.hits.extend(batch.hits)
+            if on_progress is not None:
+                on_progress(stats, sum(len(h.matches) for h in scan.hits))
         for sha in getattr(objects, "broken", ()):
             warn(repo_path, "unreadable_object", f"object {sha} is corrupt or missing; "
                  "skipped (git fsck tells more)")

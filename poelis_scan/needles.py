@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .grammar import PREFIX
 
@@ -96,9 +97,20 @@ def _find_search(data: bytes | bytearray, start: int, stop: int, end: int) -> li
     return hits
 
 
+_preference = "auto"
+
+
+def prefer_light_engine(light: bool) -> None:
+    """For a small scan (a pre-commit hook's few files), ``bytes.find`` finishes before
+    Hyperscan would even be imported (11 ms): skip the import."""
+    global _preference
+    _preference = "find" if light else "auto"
+
+
 def _hyperscan_searcher() -> Searcher | None:
     """A one-pass searcher if the ``hyperscan`` module is installed and works here."""
-    if os.environ.get("POELIS_SCAN_ENGINE", "auto") == "find":
+    forced = os.environ.get("POELIS_SCAN_ENGINE", "auto")
+    if forced == "find" or (_preference == "find" and forced != "hyperscan"):
         return None
     try:
         import hyperscan
@@ -148,9 +160,10 @@ _local = threading.local()  # a Hyperscan database's scratch space serves one th
 
 def searcher() -> Searcher:
     """The fastest engine available here, built once per thread for the current needles."""
-    built: tuple[tuple[Needle, ...], Searcher] | None = getattr(_local, "searcher", None)
-    if built is None or built[0] is not NEEDLES:
-        built = (NEEDLES, _hyperscan_searcher() or _find_search)
+    key = (NEEDLES, _preference)
+    built: tuple[Any, Searcher] | None = getattr(_local, "searcher", None)
+    if built is None or built[0] != key:
+        built = (key, _hyperscan_searcher() or _find_search)
         _local.searcher = built
     return built[1]
 

@@ -38,6 +38,7 @@ from .sources.files import (
 
 BATCH_FILES = 64  # files per task sent to a worker: amortises inter-process traffic
 SERIAL_BELOW = 48  # fewer files than this are not worth starting workers for
+LIGHT_SCAN_BYTES = 8 << 20  # below this, bytes.find beats importing Hyperscan
 
 Executor = Literal["process", "thread", "serial"]
 
@@ -162,6 +163,16 @@ def _scan_batch(tasks: list[FileTask]) -> _BatchResult:
     return out
 
 
+def _total_size(tasks: list[FileTask]) -> int:
+    total = 0
+    for task in tasks:
+        try:
+            total += os.stat(task.path).st_size
+        except OSError:
+            pass
+    return total
+
+
 def _batches(tasks: Iterable[FileTask]) -> Iterator[list[FileTask]]:
     iterator = iter(tasks)
     while batch := list(itertools.islice(iterator, BATCH_FILES)):
@@ -172,6 +183,9 @@ def _run_batches(
     tasks: Iterator[FileTask], jobs: int, executor: Executor
 ) -> Iterator[_BatchResult]:
     head = list(itertools.islice(tasks, SERIAL_BELOW))
+    from .needles import prefer_light_engine
+
+    prefer_light_engine(len(head) < SERIAL_BELOW and _total_size(head) < LIGHT_SCAN_BYTES)
     if executor == "serial" or jobs <= 1 or len(head) < SERIAL_BELOW:
         yield _scan_batch(head)
         yield from map(_scan_batch, _batches(tasks))
@@ -203,6 +217,7 @@ def scan_paths(
     jobs: int | None = None,
     on_skip: Callable[[Skip], None] | None = None,
     on_warning: Callable[[Skip], None] | None = None,
+    on_progress: Callable[[Stats, int], None] | None = None,
     decode: bool = True,
     executor: Executor = "process",
 ) -> ScanResult:
@@ -249,6 +264,8 @@ def scan_paths(
                 findings.append(finding)
             else:
                 stats.findings_below_confidence += 1
+        if on_progress is not None:
+            on_progress(stats, len(findings))
     findings.sort(key=lambda f: (f.location.path, f.location.line, f.location.column))
     stats.findings_reported = len(findings)
     stats.seconds = time.perf_counter() - started

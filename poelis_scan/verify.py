@@ -28,10 +28,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
+from .findings import VERIFICATION_STATUSES
 
 DEFAULT_BASE_URL = "https://api.poelis.com"
 PROBE_PATH = "/v1/public/workspaces?limit=1"
-STATUSES = ("live", "revoked", "unknown", "unverified")
+STATUSES = VERIFICATION_STATUSES
 _MAX_THROTTLED = 20
 _SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window  # 429 answers one key may receive before it is given up as unknown
 

@@ -368,3 +368,35 @@ def test_real_files_with_a_key_across_the_read_window(tmp_path: Path) -> None:
     result = scan_paths([tmp_path], jobs=1)
     got = {f.location.path: (f.secret, f.location.line) for f in result.findings}
     assert got == expected
+
+
+def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    for i in range(400):
+        (tmp_path / f"f{i}.txt").write_text("some text\n" * 200)
+
+    def stderr_on_tty(*extra: str) -> str:
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "poelis_scan", "scan", str(tmp_path), "-j", "1", *extra],
+            stdout=subprocess.DEVNULL, stderr=follower,
+            env={**os.environ, "POELIS_SCAN_PROGRESS_DELAY": "0"})
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=60)
+        os.close(leader)
+        return b"".join(chunks).decode()
+
+    shown = stderr_on_tty()
+    assert "so far" in shown and "\r" in shown
+    assert shown.rstrip().splitlines()[-1].split("\x1b[K")[-1].startswith("poelis-scan: scanned 400")
+    assert "so far" not in stderr_on_tty("--quiet")
+    piped = run_cli("scan", str(tmp_path), env={"POELIS_SCAN_PROGRESS_DELAY": "0"})
+    assert "so far" not in piped.stderr
