@@ -80,3 +80,40 @@ def git(repo: Path, *args: str) -> str:
 @pytest.fixture
 def key() -> str:
     return make_key()
+
+
+def output_on_tty(args: list[str], stream: str = "stdout",
+                  env: dict[str, str] | None = None) -> str:
+    """Run the CLI with ``stream`` (stdout or stderr) attached to a pseudo-terminal."""
+    import pty
+
+    leader, follower = pty.openpty()
+    targets = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: follower}
+    proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", *args],
+                            stdout=targets["stdout"], stderr=targets["stderr"],
+                            env=env if env is not None else dict(os.environ))
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+def repo_with(path: Path, files: dict[str, str], message: str = "add files") -> Path:
+    """A real repository at ``path`` whose one commit holds ``files``."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q")
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", message)
+    return path

@@ -70,6 +70,12 @@ class Emulator:
         self.server.server_close()
         self.thread.join(timeout=5)
 
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import pty
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ENV, git, make_key, run_cli
+from conftest import GIT_ENV, git, make_key, output_on_tty, run_cli
 from test_detect import CONTEXTS, DECOYS
 
 from poelis_scan import scan_paths
@@ -308,24 +307,8 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(tmp_path: Path) -> No
     (tmp_path / "a.env").write_text(f"K={make_key()}\n")
 
     def on_tty(extra_env: dict[str, str]) -> str:
-        leader, follower = pty.openpty()
         env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-        proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", "scan", str(tmp_path)],
-                                stdout=follower, stderr=subprocess.DEVNULL,
-                                env={**env, **extra_env})
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=60)
-        os.close(leader)
-        return b"".join(chunks).decode()
+        return output_on_tty(["scan", str(tmp_path)], "stdout", {**env, **extra_env})
 
     assert "\033[" in on_tty({})
     assert "\033[" not in on_tty({"NO_COLOR": "1"})
@@ -375,24 +358,8 @@ def test_progress_on_a_terminal_only(tmp_path: Path) -> None:
         (tmp_path / f"f{i}.txt").write_text("some text\n" * 200)
 
     def stderr_on_tty(*extra: str) -> str:
-        leader, follower = pty.openpty()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "poelis_scan", "scan", str(tmp_path), "-j", "1", *extra],
-            stdout=subprocess.DEVNULL, stderr=follower,
-            env={**os.environ, "POELIS_SCAN_PROGRESS_DELAY": "0"})
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=60)
-        os.close(leader)
-        return b"".join(chunks).decode()
+        return output_on_tty(["scan", str(tmp_path), "-j", "1", *extra], "stderr",
+                             {**os.environ, "POELIS_SCAN_PROGRESS_DELAY": "0"})
 
     shown = stderr_on_tty()
     assert "so far" in shown and "\r" in shown

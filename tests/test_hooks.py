@@ -98,18 +98,14 @@ def test_native_pre_push_blocks_new_commits_and_new_branches(work: tuple[Path, P
     assert git(repo, "push", "-q", "origin", "--delete", "clean-topic").returncode == 0
 
 
-def test_pre_receive_rejects_the_push_naming_commit_and_path(tmp_path: Path) -> None:
+def test_pre_receive_rejects_the_push_naming_commit_and_path(tmp_path: Path,
+                                                             plain_repo: Path) -> None:
     server = tmp_path / "server.git"
     git(tmp_path, "init", "-q", "--bare", str(server))
     hook = server / "hooks" / "pre-receive"
     hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
     hook.chmod(0o755)
-    client = tmp_path / "client"
-    client.mkdir()
-    git(client, "init", "-q")
-    (client / "a.txt").write_text("fine\n")
-    git(client, "add", "a.txt")
-    git(client, "commit", "-qm", "fine")
+    client = plain_repo
     git(client, "remote", "add", "origin", str(server))
     assert git(client, "push", "-q", "origin", "main").returncode == 0
     k = make_key()

