@@ -1,8 +1,8 @@
 """The content pipeline: a stream of bytes, read in bounded windows, in; located matches out.
 
-Every source (files, standard input, later git blobs) hands its bytes to this module, so that
-what is found, and where it is said to be, never depends on where the bytes came from or on
-how they were cut into reads.
+Every source (files, standard input, archive members, git objects) hands its bytes to this
+module, so that what is found, and where it is said to be, never depends on where the bytes
+came from or on how they were cut into reads.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .detect import LOOKAHEAD, LOOKBEHIND, Match, find_matches
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
-# bounded whatever the file size: a scan holds at most CHUNK_SIZE + LOOKAHEAD bytes per file.
+# bounded whatever the file size: a stream is scanned through one buffer of this size.
 CHUNK_SIZE = 1 << 20
 
 
