@@ -9,18 +9,18 @@ characters. The span it returns is where the encoded key sits in the scanned byt
 from __future__ import annotations
 
 import binascii
+import bisect
 import re
 from dataclasses import dataclass
 
 from .grammar import GLUE_BEFORE, MAX_BODY, MAX_KEY, MIN_BODY, PREFIX
-from .needles import Needle
+from .needles import LOOKAHEAD, LOOKBEHIND, Needle
 
 _BODY_RUN = re.compile(rb"[A-Za-z0-9_-]{0,%d}" % (MAX_BODY + 1))
 _BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]+")
-# Wrapped base64 (``base64 FILE`` breaks lines at 76 characters) continues after a line break.
-_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]+(?:\r?\n[A-Za-z0-9+/_-]+)*")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_ALPHABETS = {"base64": _BASE64_CHARS, "hex": _HEX_RUN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +75,75 @@ def utf16(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
     return Decoded(first, first + 2 * len(key), key, "utf-16be" if big_endian else "utf-16le")
 
 
+# The widths at which tools wrap encodings: base64 and MIME 76, OpenSSL and PEM 64, and for
+# hex `xxd -p` 60.
+_WRAP_WIDTHS = {"base64": (64, 76), "hex": (60, 64, 76)}
+
+
+def _line_before(data: bytes | bytearray, end: int) -> bytes:
+    """The line that ends at ``end`` (a line break, not included), up to 80 characters."""
+    start = data.rfind(b"\n", max(end - 80, 0), end) + 1
+    return bytes(data[start:end]).rstrip(b"\r")
+
+
+def _is_wrap(data: bytes | bytearray, at: int, after: int, alphabet: re.Pattern[bytes],
+             widths: tuple[int, ...]) -> bool:
+    """Whether the line break at ``at`` wraps one long encoding (it goes on at ``after``).
+
+    Only a line of nothing but encoded characters, exactly as wide as the tools wrap, is
+    joined to the next. A list of values, one per line, looks the same at any other width,
+    and joining those would corrupt every key in it.
+    """
+    line = _line_before(data, at)
+    return (len(line) in widths and alphabet.fullmatch(line) is not None
+            and alphabet.match(data, after) is not None)
+
+
+def _unwrapped(data: bytes | bytearray, hit: int, end: int,
+               encoding: str) -> tuple[bytes, list[int], int]:
+    """The bytes around ``hit`` with the line breaks of wrapped encodings removed.
+
+    Returns the joined bytes, the position in ``data`` of each of them, and where ``hit`` is
+    among them.
+    """
+    alphabet, widths = _ALPHABETS[encoding], _WRAP_WIDTHS[encoding]
+    lo = max(hit - LOOKBEHIND, 0)
+    raw = bytes(data[lo : min(end, hit + LOOKAHEAD)])
+    if b"\n" not in raw:
+        return raw, list(range(lo, lo + len(raw))), hit - lo
+    keep = bytearray()
+    positions: list[int] = []
+    i = 0
+    while i < len(raw):
+        byte = raw[i]
+        if byte in b"\r\n":
+            stop = i + (2 if raw[i : i + 2] == b"\r\n" else 1)
+            if _is_wrap(data, lo + i, lo + stop, alphabet, widths):
+                i = stop  # the encoding goes on after the break
+                continue
+        keep.append(byte)
+        positions.append(lo + i)
+        i += 1
+    return bytes(keep), positions, bisect.bisect_left(positions, hit)
+
+
 def base64_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
-    """Base64 (standard or URL-safe) around a hit at any of the three alignments."""
-    group = hit + needle.offset  # first character of the 4-character group holding "p"
+    """Base64 (standard or URL-safe, wrapped or not) around a hit at any alignment."""
+    return _base64_in(*_unwrapped(data, hit, end, "base64"), needle)
+
+
+def _base64_in(text: bytes, positions: list[int], at_hit: int,
+               needle: Needle) -> Decoded | None:
+    group = at_hit + needle.offset  # first character of the 4-character group holding "p"
     if group < 0:
         return None
     # One group earlier too, when it is base64: it holds the byte that decides "glued".
-    first = group - 4 if group >= 4 and _is_base64_run(data, group - 4, group) else group
-    # Enough characters for the longest key and the byte after it, plus two line breaks.
-    stop = min(end, group + 4 * ((MAX_KEY + 5) // 3 + 1) + 4)
-    run = _BASE64_RUN.match(bytes(data[first:stop]))
+    first = group - 4 if group >= 4 and _BASE64_CHARS.fullmatch(text, group - 4, group) else group
+    # Enough characters for the longest key and the byte after it.
+    run = _BASE64_CHARS.match(text, first, group + 4 * ((MAX_KEY + 5) // 3 + 1))
     if run is None:
         return None
-    chars = run.group().replace(b"\r", b"").replace(b"\n", b"")
+    chars = run.group()
     urlsafe = b"-" in chars or b"_" in chars
     if urlsafe and (b"+" in chars or b"/" in chars):
         return None  # two alphabets at once: not one encoding
@@ -105,23 +161,20 @@ def base64_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> D
     if key is None:
         return None
     # Map the decoded key back onto characters: 4 characters per 3 bytes, rounded outward.
-    key_end_byte = at + len(key)
     start = first + (at * 4) // 3
-    stop = first + -(-key_end_byte * 4 // 3)
-    return Decoded(start, stop, key, "base64url" if urlsafe else "base64")
-
-
-def _is_base64_run(data: bytes | bytearray, start: int, stop: int) -> bool:
-    return _BASE64_CHARS.fullmatch(bytes(data[start:stop])) is not None
+    stop = min(first + -(-(at + len(key)) * 4 // 3), len(positions)) - 1
+    return Decoded(positions[start], positions[stop] + 1, key,
+                   "base64url" if urlsafe else "base64")
 
 
 def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
-    """Hex digits of either case, read from the prefix's first digit."""
-    first = hit + needle.offset
+    """Hex digits of either case (wrapped or not), read from the prefix's first digit."""
+    text, positions, at_hit = _unwrapped(data, hit, end, "hex")
+    first = at_hit + needle.offset
     if first < 0:
         return None
-    lo = first - 2 if first >= 2 and _HEX_RUN.fullmatch(bytes(data[first - 2 : first])) else first
-    run = _HEX_RUN.match(bytes(data[lo : min(end, first + 2 * (MAX_KEY + 1))]))
+    lo = first - 2 if first >= 2 and _HEX_RUN.fullmatch(text, first - 2, first) else first
+    run = _HEX_RUN.match(text, lo, first + 2 * (MAX_KEY + 1))
     if run is None:
         return None
     digits = run.group()
@@ -133,7 +186,7 @@ def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Deco
     key = key_in(decoded, (first - lo) // 2)
     if key is None:
         return None
-    return Decoded(first, first + 2 * len(key), key, "hex")
+    return Decoded(positions[first], positions[first + 2 * len(key) - 1] + 1, key, "hex")
 
 
 def decode(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:

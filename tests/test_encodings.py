@@ -79,17 +79,25 @@ def test_whole_base64_encoded_env_file(tmp_path: Path) -> None:
     assert f["location"]["line"] == 1
 
 
-def test_line_wrapped_base64_body_across_lines() -> None:
-    """`base64 file` wraps at 76 columns; a key whose body crosses a wrap is still decoded."""
-    crossings = 0
-    for lead in range(0, 57):
+@pytest.mark.parametrize("width, newline", [(76, b"\n"), (64, b"\n"), (76, b"\r\n"),
+                                            (64, b"\r\n")])
+def test_wrapped_base64_wherever_the_breaks_fall(width: int, newline: bytes) -> None:
+    """`base64 FILE` wraps at 76, PEM and OpenSSL at 64: keys are found wherever a break cuts
+    the encoded prefix or body (the 14 stable characters are searched as two halves)."""
+    for lead in range(0, 2 * width, 3):
         k = make_key()
-        wrapped = base64.encodebytes(b"x" * lead + b" " + k.encode() + b"\n")
-        if not any(n.pattern in line for line in wrapped.split(b"\n") for n in NEEDLES[2:5]):
-            continue  # the needle itself is cut by a line break: see the README's limits
-        assert [m.secret for m in scan_bytes(wrapped)] == [k], lead
-        crossings += 1
-    assert crossings > 30
+        encoded = base64.b64encode(b"x" * lead + b"\n" + k.encode() + b"\nDEBUG=0\n" * 9)
+        wrapped = newline.join(encoded[i : i + width] for i in range(0, len(encoded), width))
+        assert [m.secret for m in scan_bytes(b"-----BEGIN-----\n" + wrapped)] == [k], lead
+
+
+def test_base64_values_one_per_line_are_not_joined() -> None:
+    """A list of encoded values, one per line, is not a wrapped encoding: no key grows."""
+    keys = [make_key() for _ in range(4)]
+    text = b"\n".join(base64.b64encode(k.encode()) for k in keys) + b"\n"
+    assert [m.secret for m in scan_bytes(text)] == keys
+    env = b"".join(b"K%d=" % i + base64.b64encode(k.encode()) + b"\n" for i, k in enumerate(keys))
+    assert [m.secret for m in scan_bytes(env)] == keys
 
 
 def test_kubernetes_secret_manifest(tmp_path: Path) -> None:
@@ -188,3 +196,17 @@ def test_pure_python_engine_reports_the_same_findings(tmp_path: Path) -> None:
     default = summary({"POELIS_SCAN_ENGINE": "hyperscan"})
     assert len(default) > 30
     assert summary({"POELIS_SCAN_ENGINE": "find"}) == default
+
+
+def test_hex_wrapped_like_xxd() -> None:
+    """`xxd -p` writes 60 hex digits a line; a key's 108 digits span two or three lines."""
+    found_cut = 0
+    for lead in range(0, 60, 2):
+        k = make_key()
+        digits = binascii.hexlify(b"x" * (lead // 2) + b" " + k.encode() + b"\n")
+        dump = b"\n".join(digits[i : i + 60] for i in range(0, len(digits), 60))
+        if not any(b"6170695" in line for line in dump.split(b"\n")):
+            continue  # the 7-digit needle itself is cut: a known limit (README)
+        assert [m.secret for m in scan_bytes(dump)] == [k], lead
+        found_cut += 1
+    assert found_cut > 20
