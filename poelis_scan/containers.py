@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from .content import LocatedMatch, ReadInto, StreamResult, container_kind, scan_stream
@@ -146,7 +146,7 @@ def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _
 
 def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatch]:
     for lm in matches:
-        yield LocatedMatch(lm.match, lm.offset, lm.line, lm.column, name, lm.inline_allow)
+        yield replace(lm, member=name)
 
 
 def _spool(reader: _LimitedReader) -> IO[bytes]:

@@ -198,7 +198,7 @@ def scan_stream(
         _give_back(buf)
 
 
-def scan_fd(fd: int, name: str = "", archives: bool = True) -> StreamResult:
+def scan_fd(fd: int, name: str = "") -> StreamResult:
     """Scan an open regular file: the hot path of a directory scan.
 
     A regular file reads short only at its end, so a file that fits in one window costs one
@@ -208,7 +208,7 @@ def scan_fd(fd: int, name: str = "", archives: bool = True) -> StreamResult:
     buf = _take_buffer(CHUNK_SIZE)
     try:
         filled = os.readv(fd, [buf])
-        kind = container_kind(bytes(buf[: min(filled, 512)])) if archives else None
+        kind = container_kind(bytes(buf[: min(filled, 512)]))
         if kind is not None:
             from .containers import scan_container
 

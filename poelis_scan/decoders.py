@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .grammar import GLUE_BEFORE, MAX_BODY, MAX_KEY, MIN_BODY, PREFIX
 from .needles import LOOKAHEAD, LOOKBEHIND, Needle
@@ -29,8 +29,8 @@ class Decoded:
 
     start: int
     end: int
-    key: bytes
-    encoding: str
+    key: bytes = field(repr=False)  # never in a log line or a failing test's message
+    encoding: str = "plain"
 
 
 def key_in(decoded: bytes, at: int) -> bytes | None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any, Literal
 
 from .content import (
@@ -166,9 +166,8 @@ def _message_lines(data: bytes, matches: list[LocatedMatch]) -> list[LocatedMatc
     if header_end == -1:
         return matches
     header_lines = data.count(b"\n", 0, header_end + 2)
-    return [LocatedMatch(lm.match, lm.offset, max(lm.line - header_lines, 1), lm.column,
-                         lm.member, lm.inline_allow)
-            if lm.offset > header_end else lm for lm in matches]
+    return [replace(lm, line=max(lm.line - header_lines, 1)) if lm.offset > header_end else lm
+            for lm in matches]
 
 
 def scan_object_batch(item: tuple[str, list[GitObject]]) -> _ObjectBatch:

@@ -17,7 +17,6 @@ PREFIX = b"poelis_api_"
 MIN_BODY = 29
 MAX_BODY = 49
 MAX_KEY = len(PREFIX) + MAX_BODY
-BODY_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 # A key glued to a preceding letter or digit is part of a longer word, not a key.
 GLUE_BEFORE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from .sources.git import ZERO_SHA, Repository, run_git
-
-
-def _is_zero(sha: str) -> bool:
-    return set(sha) == {"0"}
+from .sources.git import Repository, is_zero_sha, run_git
 
 
 def _known(repo: Repository, sha: str) -> bool:
@@ -30,7 +26,7 @@ def pre_push_revs(repo: Repository, remote: str | None, lines: Iterable[str],
     remote = remote or env.get("PRE_COMMIT_REMOTE_NAME")
     not_on_remote = [f"--remotes={remote}"] if remote else ["--remotes"]
     if to_ref:  # the pre-commit framework already worked out the range
-        if from_ref and not _is_zero(from_ref):
+        if from_ref and not is_zero_sha(from_ref):
             return [[f"{from_ref}..{to_ref}"]]
         return [[to_ref, "--not", *not_on_remote]]
     rev_sets: list[list[str]] = []
@@ -39,9 +35,9 @@ def pre_push_revs(repo: Repository, remote: str | None, lines: Iterable[str],
         if len(fields) != 4:
             continue
         _local_ref, local_sha, _remote_ref, remote_sha = fields
-        if _is_zero(local_sha):
+        if is_zero_sha(local_sha):
             continue  # a deleted ref sends nothing
-        if _is_zero(remote_sha) or not _known(repo, remote_sha):
+        if is_zero_sha(remote_sha) or not _known(repo, remote_sha):
             # A new branch (or a remote ahead of us): what no ref of that remote has.
             rev_sets.append([local_sha, "--not", *not_on_remote])
         else:
@@ -57,9 +53,9 @@ def pre_receive_revs(lines: Iterable[str]) -> list[list[str]]:
         if len(fields) != 3:
             continue
         old, new, _ref = fields
-        if _is_zero(new):
+        if is_zero_sha(new):
             continue  # a deleted ref brings nothing
-        if _is_zero(old):
+        if is_zero_sha(old):
             rev_sets.append([new, "--not", "--all"])  # refs are not updated yet: old state
         else:
             rev_sets.append([f"{old}..{new}"])
@@ -84,4 +80,4 @@ def skip_requested(repo: Repository, env: Mapping[str, str] = os.environ) -> str
     return None
 
 
-__all__ = ["ZERO_SHA", "pre_push_revs", "pre_receive_revs", "skip_requested"]
+__all__ = ["pre_push_revs", "pre_receive_revs", "skip_requested"]

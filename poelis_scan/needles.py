@@ -178,8 +178,4 @@ def use_decoders(enabled: bool) -> None:
     NEEDLES = ALL_NEEDLES if enabled else ALL_NEEDLES[:1]
 
 
-def engine_name() -> str:
-    return "find" if searcher() is _find_search else "hyperscan"
-
-
 find_search = _find_search  # the pure-Python engine, for tests that compare the two

@@ -54,8 +54,9 @@ def triage(findings: list[Any], stats: Any, policy: Policy,
         stats.findings_filtered = len(active) - len(kept)
         active = kept
     stale = policy.baseline.stale(f.secret_sha256 for f in findings) if policy.baseline else []
-    reported = active + [f for f in findings if f.suppression] if policy.show_suppressed \
-        else active
+    reported = list(active)
+    if policy.show_suppressed:
+        reported += [f for f in findings if f.suppression]
     reported.sort(key=lambda f: (f.location.path, f.location.line, f.location.column))
     stats.findings_reported = len(active)
     return Outcome(reported, len(active), stale)

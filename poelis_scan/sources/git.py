@@ -224,10 +224,15 @@ def select_range(repo: Repository, revs: list[str],
     return selection
 
 
+def is_zero_sha(sha: str) -> bool:
+    """The all-zeros id git and CI use for "no commit" (a new or a deleted ref)."""
+    return set(sha) == {"0"}
+
+
 def range_revs(repo: Repository, base: str, tip: str) -> list[str]:
     """``git log`` arguments for "what ``base..tip`` introduced", as CI hands it over."""
     tip_sha = verify_commit(repo, tip, "range end")
-    if base == ZERO_SHA or set(base) == {"0"}:
+    if is_zero_sha(base):
         # A new branch: its commits that no other ref already has.
         refs = run_git(repo.path, "for-each-ref", "--format=%(objectname) %(refname)")
         others = [ref for line in refs.decode("utf-8", "surrogateescape").splitlines()
