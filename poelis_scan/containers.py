@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from .content import LocatedMatch, ReadInto, StreamResult, container_kind, scan_stream
+from .content import (
+    LocatedMatch,
+    ReadInto,
+    StreamResult,
+    container_kind,
+    prefixed,
+    scan_stream,
+)
 
 HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
 SPOOL_IN_MEMORY = 8 << 20
@@ -63,8 +70,7 @@ class _LimitedReader:
 
     def __init__(self, stream: IO[bytes], head: bytes, compressed: int | None,
                  budget: _Budget, name: str, *, whole_archive: bool = False) -> None:
-        self.stream = stream
-        self.head = head
+        self._read = prefixed(head, stream.readinto)
         self.compressed = compressed
         self.budget = budget
         self.name = name
@@ -91,13 +97,7 @@ class _LimitedReader:
             if self.stopped is None and self._more_to_read():
                 self._trip()
             return 0
-        size = min(len(buffer), allowed)
-        if self.head:
-            n = min(size, len(self.head))
-            buffer[:n] = self.head[:n]
-            self.head = self.head[n:]
-        else:
-            n = self.stream.readinto(buffer[:size]) or 0
+        n = self._read(buffer[: min(len(buffer), allowed)]) or 0
         self.read_bytes += n
         if not self.whole_archive:
             self.budget.remaining -= n
@@ -105,7 +105,7 @@ class _LimitedReader:
         return n
 
     def _more_to_read(self) -> bool:
-        return bool(self.head) or bool(self.stream.read(1))
+        return bool(self._read(memoryview(bytearray(1))))
 
     def _trip(self) -> None:
         limits = self.budget.limits
@@ -140,7 +140,7 @@ def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _
         result = scan_stream(reader.readinto)
         found.extend(_with_member(result.matches, name))
         return
-    with _spool(reader) as spooled:
+    with _spool(reader.readinto) as spooled:
         _scan_container(spooled, kind, name, budget, depth + 1, found)
 
 
@@ -149,13 +149,16 @@ def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatc
         yield replace(lm, member=name)
 
 
-def _spool(reader: _LimitedReader) -> IO[bytes]:
-    """Copy a nested archive to a seekable file (memory first, disk past SPOOL_IN_MEMORY)."""
+def _spool(readinto: ReadInto, limit: int | None = None, head: bytes = b"") -> IO[bytes]:
+    """Copy a stream (``head`` first) to a seekable file, for zip, which must seek: in memory
+    up to SPOOL_IN_MEMORY, on disk past it, and no further than ``limit`` bytes."""
     spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
-    while n := reader.readinto(view):
+    spooled.write(head)
+    total = len(head)
+    view = memoryview(bytearray(1 << 20))
+    while (limit is None or total < limit) and (n := readinto(view)):
         spooled.write(view[:n])
+        total += n
     spooled.seek(0)
     return spooled
 
@@ -307,16 +310,8 @@ def scan_container(stream: IO[bytes], kind: str, name: str,
 
 
 def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str) -> StreamResult:
-    """A container arriving on a pipe (standard input): spool it, bounded, then scan it."""
+    """A container arriving on a pipe (standard input, a large git blob): spool it, bounded,
+    then scan it. Whatever lies past the limit is left unread in the pipe."""
     limits = Limits()
-    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
-    spooled.write(head)
-    buffer = bytearray(1 << 20)
-    view = memoryview(buffer)
-    total = len(head)
-    while total < limits.max_total_bytes and (n := readinto(view)):
-        spooled.write(view[:n])
-        total += n
-    spooled.seek(0)
-    with spooled:
+    with _spool(readinto, limits.max_total_bytes, head) as spooled:
         return scan_container(spooled, kind, name, limits)

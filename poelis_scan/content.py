@@ -229,6 +229,19 @@ def scan_fd(fd: int, name: str = "") -> StreamResult:
         _give_back(buf)
 
 
+def scan_buffer(data: bytes, name: str = "") -> StreamResult:
+    """Scan bytes already in memory (a git object), archives included."""
+    kind = container_kind(data[:512])
+    if kind is not None:
+        import io
+
+        from .containers import scan_container
+
+        return scan_container(io.BytesIO(data), kind, name)
+    matches = find_matches(data)
+    return StreamResult(locate(data, matches) if matches else [], len(data))
+
+
 def prefixed(head: bytes, readinto: ReadInto) -> ReadInto:
     """A ``readinto`` that first delivers ``head`` (bytes already read), then the rest."""
     pending = memoryview(head)

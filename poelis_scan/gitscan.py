@@ -8,7 +8,6 @@ when, on which refs) is resolved only for objects that hold a key, with one hist
 
 from __future__ import annotations
 
-import io
 import itertools
 import subprocess
 import threading
@@ -24,6 +23,7 @@ from .content import (
     StreamResult,
     container_kind,
     locate,
+    scan_buffer,
     scan_stream,
 )
 from .detect import find_matches
@@ -104,7 +104,11 @@ def _scan_object(out: _ObjectBatch, obj_type: str, sha: str, size: int,
     data = b""
     if size <= IN_MEMORY_OBJECT:
         data = stdout.read(size)
-        result = _scan_in_memory(data, obj_type)
+        if obj_type == "blob":
+            result = scan_buffer(data)
+        else:  # a commit or tag is never an archive, even if its message starts like one
+            matches = find_matches(data)
+            result = StreamResult(locate(data, matches) if matches else [], size)
     else:
         result = _scan_large(stdout, size, obj_type)
     stdout.read(1)  # the newline after each object
@@ -118,16 +122,6 @@ def _scan_object(out: _ObjectBatch, obj_type: str, sha: str, size: int,
         if obj_type != "blob" and data:
             matches = _message_lines(data, matches)
         out.hits.append(ObjectHit(sha, obj_type, matches))
-
-
-def _scan_in_memory(data: bytes, obj_type: str) -> StreamResult:
-    kind = container_kind(data[:512]) if obj_type == "blob" else None
-    if kind is not None:
-        from .containers import scan_container
-
-        return scan_container(io.BytesIO(data), kind, "")
-    matches = find_matches(data)
-    return StreamResult(locate(data, matches) if matches else [], len(data))
 
 
 def _scan_large(stdout: IO[bytes], size: int, obj_type: str) -> StreamResult:
@@ -144,17 +138,11 @@ def _scan_large(stdout: IO[bytes], size: int, obj_type: str) -> StreamResult:
     head = stdout.peek(512)[:512] if hasattr(stdout, "peek") else b""
     kind = container_kind(head) if obj_type == "blob" else None
     if kind is not None:
-        import tempfile
+        from .containers import scan_spooled_stream
 
-        from .containers import scan_container
-
-        with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_OBJECT) as spooled:
-            buffer = memoryview(bytearray(CHUNK_SIZE))
-            while n := readinto(buffer):
-                spooled.write(buffer[:n])
-            spooled.seek(0)
-            return scan_container(spooled, kind, "")
-    result = scan_stream(readinto)
+        result = scan_spooled_stream(readinto, b"", kind, "")
+    else:
+        result = scan_stream(readinto)
     while remaining > 0:  # never leave the pipe mid-object
         remaining -= len(stdout.read(min(remaining, CHUNK_SIZE)) or b"\0")
     return result

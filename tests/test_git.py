@@ -263,7 +263,7 @@ def test_partial_staging_both_ways(repo: Repo) -> None:
     repo.write("app.py", "a = 1\n" + "\n" * 10 + "b = 2\n")
     repo.commit("base")
     # The work tree has a key in one hunk; only the other hunk is staged.
-    repo.write("app.py", f"a = 1  # changed\n" + "\n" * 10 + f"b = '{k}'\n")
+    repo.write("app.py", "a = 1  # changed\n" + "\n" * 10 + f"b = '{k}'\n")
     repo.git("add", "-p", "app.py", stdin="y\nn\n")
     assert k not in repo.git("show", ":app.py")
     findings, stats, _, status = scan(repo.path, "--staged")
