@@ -295,16 +295,17 @@ def _scan_paths(paths: tuple[str, ...], exclude: tuple[str, ...], options: dict[
     return result, policy, report_root
 
 
-def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None,
+def _scan_git(repositories: tuple[Any, ...], mode: str, since_commit: str | None,
               commit_range: str | None, options: dict[str, Any],
               rev_sets: list[list[str]] | None = None) -> tuple[Any, Any, str, str]:
-    """Run a git scan under the options; returns (result, policy, report root, git path)."""
-    from .gitscan import GitError, scan_git
-    from .sources.git import open_repository
+    """Run a git scan under the options; returns (result, policy, report root, git path).
 
-    repos = list(repositories) or ["."]
+    Each repository is opened once, here, and handed on as it is."""
+    from .gitscan import GitError, scan_git
+
+    repos = [_open_repo(r) if isinstance(r, str) else r for r in repositories or (".",)]
+    first = repos[0]
     try:
-        first = open_repository(repos[0])
         policy = _policy(options, first.work_tree or first.git_dir, first.work_tree)
         with _progress(options) as progress:
             result = scan_git(repos, mode=mode,  # type: ignore[arg-type]
@@ -314,7 +315,7 @@ def _scan_git(repositories: tuple[str, ...], mode: str, since_commit: str | None
                               rev_sets=rev_sets, on_progress=progress)
     except GitError as error:
         raise FatalError(str(error)) from None
-    return result, policy, first.work_tree or first.git_dir, repos[0]
+    return result, policy, first.work_tree or first.git_dir, first.path
 
 
 @cli.command()
@@ -370,11 +371,10 @@ def hook_pre_push(remote: str | None, url: str | None, **options: Any) -> int:
     """Scan the commits a push sends that the remote does not have (stdin: git's pre-push
     lines; or PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF from the pre-commit framework)."""
     from .hooks import pre_push_revs
-    from .sources.git import open_repository
 
     repo = _open_repo(".")
     lines = [] if os.environ.get("PRE_COMMIT_TO_REF") else sys.stdin.read().splitlines()
-    rev_sets = pre_push_revs(open_repository(repo), remote, lines)
+    rev_sets = pre_push_revs(repo, remote, lines)
     if not rev_sets:
         return EXIT_CLEAN  # only deletions: nothing is sent
     result, policy, root, git_path = _scan_git((repo,), "revs", None, None, options, rev_sets)
@@ -387,10 +387,9 @@ def hook_pre_receive(**options: Any) -> int:
     """Server side: scan what a push brings (stdin: git's pre-receive lines) and reject the
     push if it holds a key. Escape hatch: see the README."""
     from .hooks import pre_receive_revs, skip_requested
-    from .sources.git import open_repository
 
     repo = _open_repo(".")
-    skip = skip_requested(open_repository(repo))
+    skip = skip_requested(repo)
     if skip:
         _warn(f"scan skipped: {skip}")
         return EXIT_CLEAN
@@ -405,14 +404,13 @@ def hook_pre_receive(**options: Any) -> int:
     return status
 
 
-def _open_repo(path: str) -> str:
+def _open_repo(path: str) -> Any:
     from .sources.git import GitError, open_repository
 
     try:
-        open_repository(path)
+        return open_repository(path)
     except GitError as error:
         raise FatalError(str(error)) from None
-    return path
 
 
 @cli.command()

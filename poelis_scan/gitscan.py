@@ -99,6 +99,14 @@ def _cat_file(repo_path: str) -> _CatFile:
     return cat
 
 
+def _close_cat_file(repo_path: str) -> None:
+    cat = _cat_files.pop(repo_path, None)
+    if cat is not None:
+        cat.stdin.close()  # end of input: cat-file exits
+        cat.stdout.close()
+        cat.proc.wait()
+
+
 def _scan_object(out: _ObjectBatch, obj_type: str, sha: str, size: int,
                  stdout: IO[bytes]) -> None:
     data = b""
@@ -206,7 +214,10 @@ def _scan_objects(repo: Repository, objects: Iterable[GitObject], jobs: int
     head = list(itertools.islice(source, SERIAL_BELOW_OBJECTS))
     batches = _batches(repo.path, itertools.chain(head, source), BATCH_BYTES)
     if jobs <= 1 or len(head) < SERIAL_BELOW_OBJECTS:
-        yield from map(scan_object_batch, batches)
+        try:
+            yield from map(scan_object_batch, batches)
+        finally:  # in this process, not a worker that exits: end our cat-file ourselves
+            _close_cat_file(repo.path)
         return
     from .workers import fork_map
 
@@ -226,6 +237,20 @@ class _RepoScan:
     hits: list[ObjectHit] = field(default_factory=list)
     known: dict[str, list[Introduction]] = field(default_factory=dict)  # range mode
     staged_paths: dict[str, list[str]] = field(default_factory=dict)  # staged mode
+    commits: list[str] = field(default_factory=list)  # all mode: every commit in the store
+    _reachable: set[str] | None = None
+
+    def reachable(self) -> set[str]:
+        """Commits that a ref or a reflog reaches (asked of git once, when first needed)."""
+        if self._reachable is None:
+            self._reachable = gitsrc.reachable_commits(self.repo)
+        return self._reachable
+
+    def unreachable(self) -> list[str]:
+        """Commits the object store holds that nothing reaches (a force-push, a deleted branch,
+        a dropped stash: a clone still holds them)."""
+        reachable = self.reachable()
+        return [sha for sha in self.commits if sha not in reachable]
 
 
 def _earliest_per_path(intros: list[Introduction]) -> list[Introduction]:
@@ -241,13 +266,12 @@ def _findings(scan: _RepoScan) -> list[Finding]:
     repo = scan.repo
     blob_hits = {h.sha for h in scan.hits if h.type == "blob"}
     if scan.mode == "all":
-        intros = gitsrc.introductions(repo, blob_hits) if blob_hits else {}
+        intros = gitsrc.introductions(repo, blob_hits, scan.unreachable) if blob_hits else {}
     else:  # range, revs
         intros = scan.known
     commits_needed = {i.commit for sha in blob_hits for i in intros.get(sha, [])}
     commits_needed |= {h.sha for h in scan.hits if h.type == "commit"}
     info = gitsrc.commit_info(repo, commits_needed)
-    reachable: set[str] | None = None
     refs_cache: dict[str, list[str]] = {}
 
     def refs_of(commit: str) -> list[str]:
@@ -270,11 +294,8 @@ def _findings(scan: _RepoScan) -> list[Finding]:
                                {"kind": "unreachable", "commit": None}))
         else:
             kind = "commit-message" if hit.type == "commit" else "tag-message"
-            if hit.type == "commit" and scan.mode == "all":
-                if reachable is None:
-                    reachable = gitsrc.reachable_commits(repo)
-                if hit.sha not in reachable:
-                    kind = "unreachable"
+            if hit.type == "commit" and scan.mode == "all" and hit.sha not in scan.reachable():
+                kind = "unreachable"
             meta = info.get(hit.sha)
             places.append((MESSAGE_PATHS[hit.type], {
                 "kind": kind, "commit": hit.sha,
@@ -324,7 +345,7 @@ def _finding(scan: _RepoScan, path: str, git_meta: dict[str, Any], lm: LocatedMa
 # ---- the entry point ----------------------------------------------------------------------
 
 def scan_git(
-    repositories: Iterable[str],
+    repositories: Iterable[str | Repository],
     *,
     mode: Mode = "all",
     since_commit: str | None = None,
@@ -347,7 +368,7 @@ def scan_git(
     started = time.perf_counter()
     stats = Stats(source="git")
     floor = Confidence(min_confidence).rank
-    paths = list(repositories)
+    repos = [gitsrc.open_repository(r) if isinstance(r, str) else r for r in repositories]
     findings: list[Finding] = []
 
     def warn(where: str, kind: str, message: str) -> None:
@@ -355,9 +376,9 @@ def scan_git(
         if on_warning is not None:
             on_warning(Skip(where, kind, message))
 
-    for repo_path in paths:
-        repo = gitsrc.open_repository(repo_path)
-        scan = _RepoScan(repo, mode, repo_path if len(paths) > 1 else "")
+    for repo in repos:
+        repo_path = repo.path
+        scan = _RepoScan(repo, mode, repo_path if len(repos) > 1 else "")
         objects = _select(scan, since_commit, commit_range, rev_sets or [])
         if isinstance(objects, list):  # a staged change or a range: usually small
             from .needles import prefer_light_engine
@@ -382,9 +403,11 @@ def scan_git(
             scan.hits.extend(batch.hits)
             if on_progress is not None:
                 on_progress(stats, sum(len(h.matches) for h in scan.hits))
-        for sha in getattr(objects, "broken", ()):
-            warn(repo_path, "unreadable_object", f"object {sha} is corrupt or missing; "
-                 "skipped (git fsck tells more)")
+        if isinstance(objects, gitsrc.ObjectLister):
+            scan.commits = objects.commits
+            for sha in objects.broken:
+                warn(repo_path, "unreadable_object", f"object {sha} is corrupt or missing; "
+                     "skipped (git fsck tells more)")
         for finding in _findings(scan):
             if finding.confidence.rank >= floor:
                 findings.append(finding)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 ZERO_SHA = "0" * 40
@@ -83,17 +83,15 @@ def open_repository(path: str) -> Repository:
     """The repository at ``path`` (a work tree, a bare repository or a linked worktree)."""
     if not os.path.isdir(path):
         raise GitError(f"not a directory: {path}")
-    try:
-        out = run_git(path, "rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                      "--is-shallow-repository")
-    except GitError:
-        raise GitError(f"not a git repository: {path}") from None
-    git_dir, bare, shallow = out.decode("utf-8", "surrogateescape").splitlines()[:3]
-    work_tree = None
-    if bare != "true":
-        top = run_git(path, "rev-parse", "--show-toplevel", check=False).strip()
-        work_tree = top.decode("utf-8", "surrogateescape") or None
-    return Repository(path, git_dir, work_tree, shallow == "true")
+    # One process: outside a work tree (bare, or inside .git) git prints the first three
+    # answers and then fails on --show-toplevel, which is how we learn there is no work tree.
+    out = run_git(path, "rev-parse", "--absolute-git-dir", "--is-bare-repository",
+                  "--is-shallow-repository", "--show-toplevel", check=False)
+    lines = out.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 3:
+        raise GitError(f"not a git repository: {path}")
+    work_tree = lines[3] if len(lines) > 3 and lines[1] != "true" else None
+    return Repository(path, lines[0], work_tree, lines[2] == "true")
 
 
 class ObjectLister:
@@ -104,6 +102,7 @@ class ObjectLister:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.broken: list[str] = []
+        self.commits: list[str] = []  # every commit listed, reachable or not
 
     def __iter__(self) -> Iterator[GitObject]:
         proc = subprocess.Popen(
@@ -118,6 +117,8 @@ class ObjectLister:
                 if len(parts) == 3:
                     kind = parts[1].decode()
                     if kind in SCANNED_TYPES:
+                        if kind == "commit":
+                            self.commits.append(parts[0].decode())
                         yield GitObject(parts[0].decode(), kind, int(parts[2]))
                 elif len(parts) == 2 and parts[1] == b"missing":
                     self.broken.append(parts[0].decode())
@@ -125,13 +126,6 @@ class ObjectLister:
             proc.stdout.close()
             if proc.wait() != 0:
                 raise GitError(f"git cat-file could not list the objects of {self.repo.path}")
-
-
-def all_objects(repo: Repository) -> tuple[list[GitObject], list[str]]:
-    """The objects of ``ObjectLister``, as a list, and the broken ones."""
-    lister = ObjectLister(repo)
-    objects = list(lister)
-    return objects, lister.broken
 
 
 def public_remote(url: str) -> str | None:
@@ -147,11 +141,6 @@ def public_remote(url: str) -> str | None:
     parts = urlsplit(url)
     netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def head_commit(repo: Repository) -> str | None:
-    out = run_git(repo.path, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-    return out.decode().strip() or None
 
 
 def verify_commit(repo: Repository, rev: str, role: str) -> str:
@@ -171,24 +160,26 @@ _LOG_FORMAT = "--format=%x01%H %ct"
 
 
 def parse_raw_log(out: bytes) -> Iterator[tuple[str, int, list[tuple[str, str, str]]]]:
-    """(commit, commit time, [(mode, new blob, path)]) from ``git log -z --raw``.
-
-    Entries that add or change content only: deletions and gitlinks (submodules) have no blob
-    of this repository to scan.
-    """
+    """(commit, commit time, [(mode, new blob, path)]) from ``git log -z --raw``."""
     for record in out.split(b"\x01")[1:]:
         header, _, rest = record.partition(b"\0")
         commit, time = header.decode("ascii").split(" ")[:2]
-        entries: list[tuple[str, str, str]] = []
-        parts = rest.lstrip(b"\n").split(b"\0")
-        for meta, path in zip(parts[0::2], parts[1::2]):
-            if not meta.startswith(b":"):
-                continue
-            _, new_mode, _, new_sha, status = meta[1:].decode("ascii").split(" ")[:5]
-            if new_sha == ZERO_SHA or new_mode == GITLINK_MODE or status.startswith("D"):
-                continue
-            entries.append((new_mode, new_sha, path.decode("utf-8", "surrogateescape")))
-        yield commit, int(time), entries
+        yield commit, int(time), _added_blobs(rest.lstrip(b"\n"))
+
+
+def _added_blobs(raw: bytes) -> list[tuple[str, str, str]]:
+    """(mode, blob, path) of the ``--raw -z`` entries that add or change content: deletions
+    and gitlinks (submodules) have no blob of this repository to scan."""
+    entries: list[tuple[str, str, str]] = []
+    parts = raw.split(b"\0")
+    for meta, path in zip(parts[0::2], parts[1::2]):
+        if not meta.startswith(b":"):
+            continue
+        _, new_mode, _, new_sha, status = meta[1:].decode("ascii").split(" ")[:5]
+        if new_sha == ZERO_SHA or new_mode == GITLINK_MODE or status.startswith("D"):
+            continue
+        entries.append((new_mode, new_sha, path.decode("utf-8", "surrogateescape")))
+    return entries
 
 
 def log_raw(repo: Repository, *revs: str, stdin: bytes | None = None,
@@ -246,46 +237,29 @@ def range_revs(repo: Repository, base: str, tip: str) -> list[str]:
 
 def staged_blobs(repo: Repository) -> list[tuple[str, str]]:
     """(blob, path) for every index entry that differs from HEAD: exactly what a commit
-    would add. Without HEAD (no commit yet) that is the whole index."""
+    would add. Without HEAD (no commit yet) git compares with the empty tree: the whole
+    index."""
     if repo.work_tree is None:
         raise GitError(f"--staged needs a work tree; {repo.path} is a bare repository")
-    if head_commit(repo) is None:
-        out = run_git(repo.path, "ls-files", "--stage", "-z")
-        pairs = []
-        for entry in out.split(b"\0"):
-            if not entry:
-                continue
-            meta, _, path = entry.partition(b"\t")
-            mode, sha, _stage = meta.decode("ascii").split(" ")
-            if mode != GITLINK_MODE:
-                pairs.append((sha, path.decode("utf-8", "surrogateescape")))
-        return pairs
     out = run_git(repo.path, "diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
-                  "--no-ext-diff", "HEAD")
-    pairs = []
-    parts = out.split(b"\0")
-    for meta, path in zip(parts[0::2], parts[1::2]):
-        if not meta.startswith(b":"):
-            continue
-        _, new_mode, _, new_sha, status = meta[1:].decode("ascii").split(" ")[:5]
-        if new_sha != ZERO_SHA and new_mode != GITLINK_MODE and not status.startswith("D"):
-            pairs.append((new_sha, path.decode("utf-8", "surrogateescape")))
-    return pairs
+                  "--no-ext-diff")
+    return [(sha, path) for _mode, sha, path in _added_blobs(out)]
 
 
 # ---- provenance ---------------------------------------------------------------------------
 
-def introductions(repo: Repository, wanted: set[str]) -> dict[str, list[Introduction]]:
+def introductions(repo: Repository, wanted: set[str],
+                  unreachable_commits: Callable[[], list[str]]) -> dict[str, list[Introduction]]:
     """For each wanted blob, every (commit, path) that introduced it: over every ref and the
-    reflogs (kind ``blob``, or ``note`` for commits of a notes ref), then over the commits that
-    nothing reaches (kind ``unreachable``)."""
+    reflogs (kind ``blob``, or ``note`` for commits of a notes ref), then, only if some blob
+    is still unexplained, over the commits that nothing reaches (kind ``unreachable``)."""
     notes_commits = set(run_git(repo.path, "rev-list", "--glob=refs/notes/*").decode().split())
     found: dict[str, list[Introduction]] = {}
     for commit, time, entries in parse_raw_log(log_raw(repo, "--all", "--reflog")):
         kind = "note" if commit in notes_commits else "blob"
         _collect(commit, time, entries, kind, wanted, found)
     missing = wanted - found.keys()
-    unreachable = unreachable_commits(repo) if missing else []
+    unreachable = unreachable_commits() if missing else []
     if unreachable:
         out = log_raw(repo, "--stdin", stdin="\n".join(unreachable).encode(),
                       extra=("--no-walk=unsorted",))
@@ -304,14 +278,6 @@ def _collect(commit: str, time: int, entries: list[tuple[str, str, str]], kind: 
 def reachable_commits(repo: Repository) -> set[str]:
     out = run_git(repo.path, "rev-list", "--all", "--reflog")
     return set(out.decode("ascii").split())
-
-
-def unreachable_commits(repo: Repository) -> list[str]:
-    """Commits in the object store that no ref or reflog reaches (after a force-push, a
-    deleted branch, a dropped stash): a clone still holds them."""
-    objects, _ = all_objects(repo)
-    reachable = reachable_commits(repo)
-    return [o.sha for o in objects if o.type == "commit" and o.sha not in reachable]
 
 
 def commit_info(repo: Repository, commits: Iterable[str]) -> dict[str, CommitInfo]:
