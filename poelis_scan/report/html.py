@@ -354,23 +354,25 @@ _JS = r"""
       var c = add(td, el("code", null, String(g.commit).slice(0, 10)));
       c.title = g.commit;
     }
-    if (g.author || g.email) {
-      var who = (g.author || "") + (g.email ? " <" + g.email + ">" : "");
-      add(td, el("span", "sub", who));
-    }
     if (g.date) {
-      var d = add(td, el("span", "sub", shortDate(g.date)));
+      var d = add(td, el("span", "http", shortDate(g.date)));
       d.title = g.date;
+    }
+    var line = add(td, el("span", "sub"));
+    if (g.author || g.email) {
+      add(line, document.createTextNode((g.author || "") + (g.email ? " <" + g.email + ">" : "")));
     }
     var refs = Array.isArray(g.refs) ? g.refs : [];
     if (refs.length) {
       var shown = refs.slice(0, 3).map(function (r) {
         return String(r).replace(/^refs\/(heads|tags|remotes)\//, "");
       }).join(", ");
-      var r = add(td, el("span", "sub", shown + (refs.length > 3 ? " +" +
+      if (line.firstChild) { add(line, document.createTextNode(" \u00b7 ")); }
+      var r = add(line, el("span", null, shown + (refs.length > 3 ? " +" +
         (refs.length - 3) + " more" : "")));
       r.title = refs.join("\n");
     }
+    if (!line.firstChild) { td.removeChild(line); }
   }
 
   function verdictCell(f, verdict, td) {
