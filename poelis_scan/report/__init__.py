@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from ..findings import Finding
     from ..scanner import Stats
 
-FORMATS = ("text", "json", "jsonl", "sarif", "gitlab")
+FORMATS = ("text", "json", "jsonl", "sarif", "gitlab", "html")
 _MODULES = {"text": "text", "json": "json_report", "jsonl": "json_report", "sarif": "sarif",
-            "gitlab": "gitlab"}
+            "gitlab": "gitlab", "html": "html"}
 
 # The version of the JSON finding and envelope (README: "JSON output"). Bump the major part
 # when a field changes meaning or disappears; adding a field bumps the minor part.
