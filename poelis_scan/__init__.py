@@ -16,6 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+# Where this project lives (pyproject.toml [project.urls] Repository; a test keeps the two
+# equal). Hooks, recipes and report links point here, never at a package index.
+__url__ = "https://github.com/poelis-scan/poelis-scan"
 __all__ = [
     "Confidence",
     "Finding",

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from .. import __version__
+from .. import __url__, __version__
 from ..findings import RULE_ID, Finding
 from ..scanner import Stats
 from . import ReportContext
@@ -23,7 +23,7 @@ SCHEMA_URI = ("https://gitlab.com/gitlab-org/security-products/security-report-s
               "v15.2.1/dist/secret-detection-report-format.json")
 NO_COMMIT = "0" * 40
 _TOOL = {"id": "poelis-scan", "name": "poelis-scan", "version": __version__,
-         "vendor": {"name": "poelis-scan"}, "url": "https://pypi.org/project/poelis-scan/"}
+         "vendor": {"name": "poelis-scan"}, "url": __url__}
 
 
 def _timestamp(epoch: float) -> str:

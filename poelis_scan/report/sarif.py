@@ -13,14 +13,14 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from .. import __version__
+from .. import __url__, __version__
 from ..findings import RULE_ID, Finding
 from ..scanner import Stats
 from . import ReportContext
 
 MAX_RESULTS = 5000
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://pypi.org/project/poelis-scan/"
+INFORMATION_URI = __url__
 
 _HELP_TEXT = (
     "A Poelis REST API key was found. Poelis keys are organization-scoped: anyone holding this "
