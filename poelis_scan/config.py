@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ScanError
+
 CONFIG_NAME = ".poelis-scan.toml"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ConfigError(ValueError):
+class ConfigError(ScanError, ValueError):
     """One line: which key of which file is wrong, and why."""
 
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .findings import VERIFICATION_STATUSES
+from .version import __version__
+from .errors import ScanError
+from .findings import VERIFICATION_STATUSES, Finding, Verdict
 
 DEFAULT_BASE_URL = "https://api.poelis.com"
 PROBE_PATH = "/v1/public/workspaces?limit=1"
@@ -37,25 +38,8 @@ _MAX_THROTTLED = 20
 _SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window  # 429 answers one key may receive before it is given up as unknown
 
 
-class VerifyConfigError(ValueError):
+class VerifyConfigError(ScanError, ValueError):
     """A base URL or setting that would send keys somewhere unsafe; one line of text."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the API said about one key (never the key itself)."""
-
-    status: str  # live | revoked | unknown | unverified
-    http_status: int | None = None
-    detail: str | None = None
-    request_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "http_status": self.http_status, "detail": self.detail,
-                "request_id": self.request_id}
-
-
-UNVERIFIED = Verdict("unverified")
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,9 +314,9 @@ class Verifier:
             return dict(zip(distinct, pool.map(self.verify, distinct)))
 
 
-def apply_verdicts(findings: Iterable[Any], verifier: Verifier) -> None:
+def apply_verdicts(findings: Iterable[Finding], verifier: Verifier) -> None:
     """Verify the distinct keys of ``findings`` and record each verdict on them."""
     findings = list(findings)
     verdicts = verifier.verify_many(f.secret for f in findings)
     for finding in findings:
-        finding.verification = verdicts[finding.secret].to_dict()
+        finding.verification = verdicts[finding.secret]

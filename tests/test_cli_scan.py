@@ -55,7 +55,7 @@ def test_every_must_find_case_and_no_decoy(tmp_path: Path) -> None:
     run = run_cli("scan", str(tmp_path), "--format", "json")
     assert run.status == 1, run.stderr
     found = {(f["location"]["path"], f["secret_sha256"]) for f in run.findings()}
-    from poelis_scan.findings import secret_sha256
+    from poelis_scan.detect.grammar import secret_sha256
 
     expected = {(path, secret_sha256(k)) for path, k in keys.items()}
     assert found == expected
@@ -336,7 +336,7 @@ def test_large_file_lines_are_exact_past_many_windows(tmp_path: Path) -> None:
 
 def test_real_files_with_a_key_across_the_read_window(tmp_path: Path) -> None:
     """Files read through the directory fast path, keys placed around the 1 MiB window edge."""
-    from poelis_scan.content import CHUNK_SIZE
+    from poelis_scan.scan.stream import CHUNK_SIZE
 
     expected = {}
     for shift in (-70, -61, -60, -30, -1, 0, 1, 60):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poelis_scan import Confidence, scan_bytes
-from poelis_scan.grammar import DOCUMENTED_EXAMPLE_BODY, classify_body
+from poelis_scan.detect.grammar import DOCUMENTED_EXAMPLE_BODY, classify_body
 
 
 def high(data: bytes) -> list[str]:

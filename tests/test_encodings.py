@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poelis_scan import Confidence, scan_bytes
-from poelis_scan.detect import Match, _drop_overlapping_duplicates
-from poelis_scan.needles import ALL_NEEDLES as NEEDLES
-from poelis_scan.needles import find_search, searcher
+from poelis_scan.detect.matches import Match, _drop_overlapping_duplicates
+from poelis_scan.detect.encodings import ALL_NEEDLES as NEEDLES
+from poelis_scan.detect.engines import find_searcher, searcher
 
 
 def found(data: bytes) -> list[tuple[str, str]]:
@@ -165,7 +165,7 @@ def test_engines_agree(pieces: list[bytes | str]) -> None:
     def hits(search) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
         return sorted((pos, NEEDLES.index(n)) for pos, n in search(data, 0, len(data), len(data)))
 
-    assert hits(searcher()) == hits(find_search)
+    assert hits(searcher()) == hits(find_searcher(NEEDLES))
 
 
 def test_no_decode_finds_plain_keys_only(tmp_path: Path) -> None:

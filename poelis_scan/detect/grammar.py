@@ -9,6 +9,7 @@ is random. Every rule below that demotes a body to ``low`` was sized by simulati
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from enum import Enum
@@ -17,6 +18,7 @@ PREFIX = b"poelis_api_"
 MIN_BODY = 29
 MAX_BODY = 49
 MAX_KEY = len(PREFIX) + MAX_BODY
+_PREFIX_TEXT = PREFIX.decode("ascii")
 # A key glued to a preceding letter or digit is part of a longer word, not a key.
 GLUE_BEFORE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -107,3 +109,16 @@ def classify_body(body: str) -> tuple[Confidence, str]:
     if _sequential_fraction(body) > 0.4:
         return Confidence.LOW, "sequential body"
     return Confidence.HIGH, "random-looking body"
+
+
+def redact(secret: str) -> str:
+    """``poelis_api_yyRC…CIE``: enough to recognise a key you hold, not enough to use it."""
+    if not secret.startswith(_PREFIX_TEXT):
+        return "…"
+    body = secret[len(_PREFIX_TEXT) :]
+    return f"{_PREFIX_TEXT}{body[:4]}…{body[-3:]}"
+
+
+def secret_sha256(secret: str) -> str:
+    """The key's identity in reports, baselines and allow-lists: shareable, never reversible."""
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()

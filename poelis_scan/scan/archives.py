@@ -15,43 +15,45 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
-from .content import (
-    LocatedMatch,
-    ReadInto,
-    StreamResult,
-    container_kind,
-    prefixed,
-    scan_stream,
-)
+from ..settings import DEFAULT, Limits, ScanSettings
+from .stream import LocatedMatch, ReadInto, StreamResult, prefixed, scan_stream
 
 HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
 SPOOL_IN_MEMORY = 8 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on what one outer file may expand to."""
+def container_kind(head: bytes | bytearray | memoryview) -> str | None:
+    """The archive or compression format that ``head`` (a file's first bytes) starts, if any."""
+    start = bytes(head[:8])
+    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if start.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if start.startswith(b"BZh") and start[3:4].isdigit():
+        return "bzip2"
+    if start.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if bytes(head[257:262]) == b"ustar":
+        return "tar"
+    return None
 
-    max_depth: int = 3
-    max_member_bytes: int = 256 << 20
-    max_total_bytes: int = 1 << 30
-    # Beyond ``ratio_free`` bytes, a member may expand at most ``max_ratio`` times its
-    # compressed size. Text legitimately compresses 1000:1 (padding, repeated lines), so the
-    # allowance is large; it exists to stop a bomb early, the byte caps stop it for sure.
-    max_ratio: int = 200
-    ratio_free: int = 64 << 20
+
 
 
 @dataclass(slots=True)
 class _Budget:
     """What is left of ``max_total_bytes`` for one outer file, and what was seen."""
 
-    limits: Limits
+    settings: ScanSettings
     remaining: int
     top_name: str = ""
     members: int = 0
     expanded: int = 0
     notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
 
     def note(self, kind: str, message: str) -> None:
         self.notes.append((kind, message))
@@ -131,13 +133,13 @@ def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _
     reader = _LimitedReader(stream, head, compressed, budget, name)
     kind = container_kind(head)
     if kind is None:
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
         return
     if depth >= budget.limits.max_depth:
         budget.note("archive_depth", f"{name}: nested deeper than {budget.limits.max_depth} "
                                      "levels, scanned as bytes")
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
         return
     with _spool(reader.readinto) as spooled:
@@ -254,7 +256,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
             return
         budget.members += 1
         reader = _LimitedReader(inner, head, compressed_size, budget, name)
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
 
 
@@ -293,7 +295,7 @@ def _inner_name(outer_name: str, kind: str) -> str:
 
 
 def scan_container(stream: IO[bytes], kind: str, name: str,
-                   limits: Limits | None = None) -> StreamResult:
+                   settings: ScanSettings = DEFAULT) -> StreamResult:
     """Scan an archive or compressed file, given as a seekable binary file at offset 0.
 
     ``name`` is the file's own name: a compressed file's content is named after it.
@@ -301,17 +303,16 @@ def scan_container(stream: IO[bytes], kind: str, name: str,
     global _CORRUPT
     if not _CORRUPT:
         _CORRUPT = _corrupt_errors()
-    limits = limits or Limits()
-    budget = _Budget(limits, limits.max_total_bytes, name.rsplit("/", 1)[-1])
+    budget = _Budget(settings, settings.limits.max_total_bytes, name.rsplit("/", 1)[-1])
     found: list[LocatedMatch] = []
     size = _remaining_size(stream) or 0
     _scan_container(stream, kind, None, budget, 1, found)
     return StreamResult(found, size, budget.notes, budget.members, budget.expanded)
 
 
-def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str) -> StreamResult:
+def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str,
+                        settings: ScanSettings = DEFAULT) -> StreamResult:
     """A container arriving on a pipe (standard input, a large git blob): spool it, bounded,
     then scan it. Whatever lies past the limit is left unread in the pipe."""
-    limits = Limits()
-    with _spool(readinto, limits.max_total_bytes, head) as spooled:
-        return scan_container(spooled, kind, name, limits)
+    with _spool(readinto, settings.limits.max_total_bytes, head) as spooled:
+        return scan_container(spooled, kind, name, settings)
