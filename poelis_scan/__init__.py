@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .version import __version__
+
 __all__ = [
     "Confidence",
     "FileOrigin",

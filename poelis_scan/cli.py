@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from .version import __version__
 from .errors import ScanError
 from .report import FORMATS
+from .version import __version__
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -75,7 +75,8 @@ def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--only-live", is_flag=True, help="Shortcut: --verify --results live."),
         *_verify_options(),
     ]
-    return _apply(options)(command)
+    decorated: Callable[..., Any] = _apply(options)(command)
+    return decorated
 
 
 def _verify_options() -> list[Callable[..., Any]]:
@@ -278,7 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     if not args:  # no command: the help is the answer, but nothing was done
-        click.echo(cli.get_help(click.Context(cli, info_name="poelis-scan")), err=True)
+        context = click.Context(cli, info_name="poelis-scan", **cli.context_settings)
+        click.echo(cli.get_help(context), err=True)
         return EXIT_ERROR
     try:
         status = cli.main(args=args, prog_name="poelis-scan", standalone_mode=False)

@@ -17,7 +17,6 @@ import ipaddress
 import json
 import os
 import random
-import socket
 import ssl
 import threading
 import time
@@ -27,15 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from .version import __version__
 from .errors import ScanError
 from .findings import VERIFICATION_STATUSES, Finding, Verdict
+from .version import __version__
 
 DEFAULT_BASE_URL = "https://api.poelis.com"
 PROBE_PATH = "/v1/public/workspaces?limit=1"
 STATUSES = VERIFICATION_STATUSES
-_MAX_THROTTLED = 20
-_SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window  # 429 answers one key may receive before it is given up as unknown
+_MAX_THROTTLED = 20  # 429 answers one key may receive before it is given up as unknown
+_SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window
 
 
 class VerifyConfigError(ScanError, ValueError):
@@ -258,7 +257,7 @@ class Verifier:
             retry_after: float | None = None
             try:
                 status, headers, body = self._request(key)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:  # socket.timeout is an alias
                 last = Verdict("unknown", detail=f"timed out after {s.timeout:g} s")
             except ssl.SSLError as error:
                 self._gate.release(None)
@@ -311,7 +310,7 @@ class Verifier:
         if not distinct:
             return {}
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            return dict(zip(distinct, pool.map(self.verify, distinct)))
+            return dict(zip(distinct, pool.map(self.verify, distinct), strict=True))
 
 
 def apply_verdicts(findings: Iterable[Finding], verifier: Verifier) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import lzma
 import json
+import lzma
 import os
 import subprocess
 import sys

@@ -318,8 +318,8 @@ def test_baseline_round_trip_and_stale_entries(tmp_path: Path) -> None:
     assert old not in text and other not in text
     document = json.loads(text)
     assert [e["path"] for e in document["entries"]] == sorted(
-        ["a.env", "b.env"], key=lambda p: [e["secret_sha256"] for e in document["entries"]
-                                           if e["path"] == p][0])
+        ["a.env", "b.env"], key=lambda p: next(e["secret_sha256"] for e in document["entries"]
+                                               if e["path"] == p))
     assert "time" not in text
     assert run_cli("scan", str(tree), "--baseline", str(baseline)).status == 0
     (tree / "c.env").write_text(f"K={new}\n")

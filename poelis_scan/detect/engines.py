@@ -84,7 +84,9 @@ def _hyperscan_searcher(wanted: tuple[Needle, ...], engine: str) -> Searcher | N
                 hits.append((pos, needle))
 
         with memoryview(data) as view:
-            database.scan(view[start:search_end], match_event_handler=on_match)
+            # Any buffer will do (the stubs say bytes or str): a memoryview slice copies nothing.
+            database.scan(view[start:search_end],  # type: ignore[type-var]
+                          match_event_handler=on_match)
         if len(hits) > 1:
             hits.sort(key=lambda hit: hit[0])
         return hits

@@ -10,6 +10,7 @@ is random. Every rule below that demotes a body to ``low`` was sized by simulati
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections import Counter
 from enum import Enum
@@ -48,7 +49,7 @@ _PLACEHOLDER_WORDS = (
 )
 
 
-class Confidence(str, Enum):
+class Confidence(str, Enum):  # noqa: UP042 (StrEnum would change str(), which callers see)
     """How sure we are that a candidate is a real key (ordered: low < high)."""
 
     LOW = "low"
@@ -70,7 +71,7 @@ def shannon_entropy(text: str) -> float:
 
 def _sequential_fraction(text: str) -> float:
     """Share of neighbouring pairs that step by one code point (``abcd``, ``1234``, ``dcba``)."""
-    steps = sum(1 for a, b in zip(text, text[1:]) if abs(ord(a) - ord(b)) == 1)
+    steps = sum(1 for a, b in itertools.pairwise(text) if abs(ord(a) - ord(b)) == 1)
     return steps / (len(text) - 1)
 
 

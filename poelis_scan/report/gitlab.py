@@ -13,9 +13,9 @@ import time
 import uuid
 from typing import Any
 
-from ..version import __version__
 from ..findings import RULE_ID, ZERO_SHA, Finding
 from ..stats import Stats
+from ..version import __version__
 from . import Report, ReportContext
 
 SCHEMA_VERSION = "15.2.1"

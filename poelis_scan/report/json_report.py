@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from ..version import __version__
 from ..findings import Finding
 from ..stats import Stats
+from ..version import __version__
 from . import REPORT_SCHEMA_VERSION, Report, ReportContext
 
 

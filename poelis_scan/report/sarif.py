@@ -13,9 +13,9 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from ..version import __version__
 from ..findings import RULE_ID, Finding, report_order
 from ..stats import Stats
+from ..version import __version__
 from . import Report, ReportContext
 
 MAX_RESULTS = 5000

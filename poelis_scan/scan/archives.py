@@ -9,11 +9,13 @@ each format are imported only when a file of that format turns up.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, cast
 
 from ..settings import DEFAULT, Limits, ScanSettings
 from .stream import LocatedMatch, ReadInto, StreamResult, prefixed, scan_stream
@@ -70,16 +72,20 @@ class _Budget:
 class _LimitedReader:
     """``readinto`` over a member that stops, and says why, when a limit is reached."""
 
-    def __init__(self, stream: IO[bytes], head: bytes, compressed: int | None,
-                 budget: _Budget, name: str, *, whole_archive: bool = False) -> None:
-        self._read = prefixed(head, stream.readinto)
+    def __init__(self, stream: IO[bytes] | io.BufferedIOBase, head: bytes,
+                 compressed: int | None, budget: _Budget, name: str, *,
+                 whole_archive: bool = False) -> None:
+        # Every stream that reaches here (a zip or tar member, a decompressor, a spooled file)
+        # is an io.BufferedIOBase, whose readinto typeshed's IO[bytes] does not declare.
+        self._read = prefixed(head, cast("io.BufferedIOBase", stream).readinto)
         self.compressed = compressed
         self.budget = budget
         self.name = name
         # A .tar.gz's decompressed stream holds many members, each charged on its own: the
         # stream itself is bounded only by the total and by the expansion ratio.
         self.whole_archive = whole_archive
-        self.cap = budget.limits.max_total_bytes if whole_archive else budget.limits.max_member_bytes
+        limits = budget.limits
+        self.cap = limits.max_total_bytes if whole_archive else limits.max_member_bytes
         self.read_bytes = 0
         self.stopped: str | None = None
 
@@ -154,7 +160,7 @@ def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatc
 def _spool(readinto: ReadInto, limit: int | None = None, head: bytes = b"") -> IO[bytes]:
     """Copy a stream (``head`` first) to a seekable file, for zip, which must seek: in memory
     up to SPOOL_IN_MEMORY, on disk past it, and no further than ``limit`` bytes."""
-    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
     spooled.write(head)
     total = len(head)
     view = memoryview(bytearray(1 << 20))
@@ -175,13 +181,15 @@ def _scan_container(stream: IO[bytes], kind: str, outer: str | None, budget: _Bu
             _scan_tar(stream, outer, budget, depth, found)
         else:
             _scan_compressed(stream, kind, outer, budget, depth, found, budget.top_name)
-    except _CORRUPT as error:
+    except _corrupt_errors() as error:
         where = outer or "archive"
         budget.note("corrupt_archive", f"{where}: {kind} is corrupt or truncated ({error}); "
                                        "members before the damage were scanned")
 
 
+@functools.cache
 def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged archive raises; the modules are imported only once an archive fails."""
     import lzma
     import tarfile
     import zipfile
@@ -189,9 +197,6 @@ def _corrupt_errors() -> tuple[type[BaseException], ...]:
 
     return (zipfile.BadZipFile, tarfile.TarError, EOFError, lzma.LZMAError, zlib.error,
             NotImplementedError, ValueError, OSError)
-
-
-_CORRUPT: Any = ()  # filled in on first use so that a scan without archives imports none
 
 
 def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
@@ -211,7 +216,7 @@ def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
             try:
                 with archive.open(info) as member:
                     _scan_member(member, name, info.compress_size, budget, depth, found)
-            except _CORRUPT as error:
+            except _corrupt_errors() as error:
                 budget.note("corrupt_archive", f"{name}: cannot be read ({error})")
 
 
@@ -238,7 +243,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
     if kind == "gzip":
         import gzip
 
-        inner: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb")
+        inner: io.BufferedIOBase = gzip.GzipFile(fileobj=stream, mode="rb")
     elif kind == "bzip2":
         import bz2
 
@@ -246,7 +251,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
     else:
         import lzma
 
-        inner = lzma.LZMAFile(stream)
+        inner = lzma.LZMAFile(stream)  # noqa: SIM115 (closed by the with below)
     name = _join(outer, _inner_name(outer or top_name, kind))
     with inner:
         head = inner.read(HEAD_SIZE)
@@ -300,9 +305,6 @@ def scan_container(stream: IO[bytes], kind: str, name: str,
 
     ``name`` is the file's own name: a compressed file's content is named after it.
     """
-    global _CORRUPT
-    if not _CORRUPT:
-        _CORRUPT = _corrupt_errors()
     budget = _Budget(settings, settings.limits.max_total_bytes, name.rsplit("/", 1)[-1])
     found: list[LocatedMatch] = []
     size = _remaining_size(stream) or 0

@@ -18,6 +18,7 @@ so that neither side can block the other however large an item or a result is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
@@ -127,20 +128,14 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
 def _stop(workers: list[_Worker], kill: bool) -> None:
     for worker in workers:
         for fd in (worker.task_fd, worker.result_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         if kill:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     for worker in workers:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(worker.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:

@@ -8,12 +8,15 @@ descends into ``.git``: history is the ``git`` command's job.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import os
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
 from ..findings import Finding
 from ..paths import Excluder, find_repository_root, printable_path
@@ -156,16 +159,15 @@ def total_size(tasks: list[FileTask]) -> int:
     """Bytes the files hold (as far as ``stat`` can tell): decides whether a scan is small."""
     total = 0
     for task in tasks:
-        try:
+        with contextlib.suppress(OSError):
             total += os.stat(task.path).st_size
-        except OSError:
-            pass
     return total
 
 
 def _scan_task(task: FileTask, settings: ScanSettings) -> StreamResult:
     if task.path == STDIN:
-        return scan_pipe(sys.stdin.buffer.readinto, "stdin", settings)
+        stdin = cast("io.BufferedReader", sys.stdin.buffer)  # typeshed: BinaryIO, no readinto
+        return scan_pipe(stdin.readinto, "stdin", settings)
     fd = open_regular_file(task.path)
     try:
         return scan_fd(fd, os.path.basename(task.path), settings)

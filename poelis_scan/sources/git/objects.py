@@ -78,7 +78,7 @@ def _added_blobs(raw: bytes) -> list[tuple[str, str, str]]:
     and gitlinks (submodules) have no blob of this repository to scan."""
     entries: list[tuple[str, str, str]] = []
     parts = raw.split(b"\0")
-    for meta, path in zip(parts[0::2], parts[1::2]):
+    for meta, path in zip(parts[0::2], parts[1::2], strict=False):  # a trailing "" is odd
         if not meta.startswith(b":"):
             continue
         _, new_mode, _, new_sha, status = meta[1:].decode("ascii").split(" ")[:5]

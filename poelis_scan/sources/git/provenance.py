@@ -5,7 +5,7 @@ as a typed ``GitOrigin`` on each finding.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ...findings import Finding, GitOrigin
@@ -137,47 +137,46 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
     return out
 
 
+def _origin(kind: str, hit: ObjectHit, answers: _Repo, commit: str | None = None,
+            meta: CommitInfo | None = None, refs: tuple[str, ...] = (),
+            notes_commit: str | None = None) -> GitOrigin:
+    return GitOrigin(kind, hit.sha, hit.type, answers.repo.path, commit,
+                     meta.author if meta else None, meta.email if meta else None,
+                     meta.date if meta else None, refs, notes_commit)
+
+
 def _places(hit: ObjectHit, mode: Mode, selection: Selection,
             intros: dict[str, list[Introduction]], info: dict[str, CommitInfo],
-            answers: _Repo) -> Iterable[tuple[str, GitOrigin]]:
+            answers: _Repo) -> Iterator[tuple[str, GitOrigin]]:
     """Each (path, origin) under which the object ``hit`` is reported."""
-    common = {"blob": hit.sha, "object_type": hit.type, "repository": answers.repo.path}
     if hit.type == "blob" and mode == "staged":
         for path in selection.staged_paths.get(hit.sha, []):
-            yield path, GitOrigin("staged", **common)
+            yield path, _origin("staged", hit, answers)
     elif hit.type == "blob":
         chosen = _earliest_per_path(intros.get(hit.sha, []))
         for intro in chosen:
-            yield _blob_place(intro, info, answers, common)
+            yield _blob_place(hit, intro, info.get(intro.commit), answers)
         if not chosen:
-            yield f"<unreachable-blob-{hit.sha[:12]}>", GitOrigin("unreachable", **common)
+            yield f"<unreachable-blob-{hit.sha[:12]}>", _origin("unreachable", hit, answers)
     else:
         kind = "commit-message" if hit.type == "commit" else "tag-message"
         if hit.type == "commit" and mode == "all" and hit.sha not in answers.reachable():
             kind = "unreachable"
-        meta = info.get(hit.sha)
         refs = answers.refs_of(hit.sha) if hit.type == "commit" and kind != "unreachable" else ()
-        yield MESSAGE_PATHS[hit.type], GitOrigin(
-            kind, commit=hit.sha, author=meta.author if meta else None,
-            email=meta.email if meta else None, date=meta.date if meta else None, refs=refs,
-            **common)
+        yield MESSAGE_PATHS[hit.type], _origin(kind, hit, answers, hit.sha, info.get(hit.sha),
+                                               refs)
 
 
-def _blob_place(intro: Introduction, info: dict[str, CommitInfo], answers: _Repo,
-                common: dict[str, str]) -> tuple[str, GitOrigin]:
-    meta = info.get(intro.commit)
-    who = {"author": meta.author if meta else None, "email": meta.email if meta else None,
-           "date": meta.date if meta else None}
+def _blob_place(hit: ObjectHit, intro: Introduction, meta: CommitInfo | None,
+                answers: _Repo) -> tuple[str, GitOrigin]:
     path = intro.path or ""
     if intro.kind == "note":
         # A note's path is the annotated object's id, split into fan-out directories.
-        return "<note>", GitOrigin("note", commit=path.replace("/", ""),
-                                   notes_commit=intro.commit, refs=answers.refs_of(intro.commit),
-                                   **who, **common)
+        return "<note>", _origin("note", hit, answers, path.replace("/", ""), meta,
+                                 answers.refs_of(intro.commit), notes_commit=intro.commit)
     if intro.kind == "unreachable":
-        return path, GitOrigin("unreachable", commit=intro.commit, **who, **common)
-    return path, GitOrigin("blob", commit=intro.commit, refs=answers.refs_of(intro.commit),
-                           **who, **common)
+        return path, _origin("unreachable", hit, answers, intro.commit, meta)
+    return path, _origin("blob", hit, answers, intro.commit, meta, answers.refs_of(intro.commit))
 
 
 def _finding(path: str, origin: GitOrigin, lm: LocatedMatch, label: str) -> Finding:

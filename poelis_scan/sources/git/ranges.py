@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .objects import (
-    GitObject,
     Introduction,
     ObjectLister,
     RangeSelection,
     select_range,
     staged_blobs,
 )
-from .plumbing import GitError, Repository, is_zero_sha, run_git, verify_commit
+from .plumbing import GitError, GitObject, Repository, is_zero_sha, run_git, verify_commit
 
 Mode = Literal["all", "range", "revs", "staged"]
 
