@@ -116,7 +116,8 @@ def tool_commands(tree: Path, work: Path) -> dict[str, list[str]]:
             # Vectorscan refuses "$" inside a one-line pattern, so the rule is in (?x) form.
             "rules:\n  - name: Poelis API Key\n    id: custom.poelis.1\n    pattern: |\n"
             "      (?x)\n      (?:^|[^A-Za-z0-9])\n      (poelis_api_[A-Za-z0-9_-]{29,49})\n"
-            "      (?:[^A-Za-z0-9_-]|$)\n    min_entropy: 3.5\n    confidence: medium\n    examples:\n"
+            "      (?:[^A-Za-z0-9_-]|$)\n    min_entropy: 3.5\n    confidence: medium\n"
+            "    examples:\n"
             "      - poelis_api_EXAMPLEaB3dE6gH9jK2mN5pQ8sT1vW4yZ7cF0hJ3lM6\n"
         )
         commands["kingfisher"] = [

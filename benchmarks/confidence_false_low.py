@@ -10,7 +10,7 @@ import collections
 import random
 import sys
 
-from poelis_scan.grammar import MAX_BODY, MIN_BODY, classify_body
+from poelis_scan.detect.grammar import MAX_BODY, MIN_BODY, classify_body
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 

@@ -8,46 +8,58 @@ The public API is small on purpose::
     scan_paths(["src/", "deploy.env"]).findings  # -> list[Finding], with line and column
     scan_git(["."], mode="staged").findings      # -> list[Finding], with git provenance
 
-Names are imported lazily so that ``poelis-scan`` starts fast.
+Names are imported lazily so that ``poelis-scan`` starts fast; ``__all__`` is the whole public
+API (a test pins it), and everything in submodules is private to the package.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-# Where this project lives (pyproject.toml [project.urls] Repository; a test keeps the two
-# equal). Hooks, recipes and report links point here, never at a package index.
-__url__ = "https://github.com/poelis-scan/poelis-scan"
+from .version import __url__ as __url__
+from .version import __version__
+
 __all__ = [
     "Confidence",
+    "FileOrigin",
     "Finding",
     "GitError",
+    "GitOrigin",
+    "Location",
     "Match",
+    "ScanError",
     "ScanResult",
+    "Stats",
+    "__version__",
     "scan_bytes",
     "scan_git",
     "scan_paths",
-    "__version__",
 ]
 
 _LAZY = {
-    "Confidence": "grammar",
-    "Match": "detect",
-    "scan_bytes": "detect",
+    "Confidence": "detect.grammar",
+    "Match": "detect.matches",
+    "scan_bytes": "detect.matches",
+    "FileOrigin": "findings",
     "Finding": "findings",
-    "ScanResult": "scanner",
-    "scan_paths": "scanner",
-    "scan_git": "gitscan",
-    "GitError": "gitscan",
+    "GitOrigin": "findings",
+    "Location": "findings",
+    "ScanResult": "findings",
+    "ScanError": "errors",
+    "Stats": "stats",
+    "scan_paths": "run",
+    "scan_git": "run",
+    "GitError": "sources.git.plumbing",
 }
 
 if TYPE_CHECKING:
-    from .detect import Match, scan_bytes
-    from .findings import Finding
-    from .gitscan import GitError, scan_git
-    from .grammar import Confidence
-    from .scanner import ScanResult, scan_paths
+    from .detect.grammar import Confidence
+    from .detect.matches import Match, scan_bytes
+    from .errors import ScanError
+    from .findings import FileOrigin, Finding, GitOrigin, Location, ScanResult
+    from .run import scan_git, scan_paths
+    from .sources.git.plumbing import GitError
+    from .stats import Stats
 
 
 def __getattr__(name: str) -> Any:
@@ -56,3 +68,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'poelis_scan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

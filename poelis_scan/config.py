@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ScanError
+
 CONFIG_NAME = ".poelis-scan.toml"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
-class ConfigError(ValueError):
+class ConfigError(ScanError, ValueError):
     """One line: which key of which file is wrong, and why."""
 
 
@@ -42,7 +44,8 @@ class Config:
 
 
 _TOP_KEYS = {"min-confidence", "exclude", "allow", "verify"}
-_VERIFY_KEYS = {"base-url": str, "timeout": (int, float), "concurrency": int}
+_VERIFY_KEYS: dict[str, type | tuple[type, ...]] = {"base-url": str, "timeout": (int, float),
+                                                  "concurrency": int}
 
 
 def _fail(source: str, key: str, problem: str) -> ConfigError:
@@ -96,7 +99,7 @@ def parse(data: dict[str, Any], source: str) -> Config:
         if isinstance(value, bool) or not isinstance(value, expected):
             kind = "a string" if expected is str else "a number"
             raise _fail(source, f"verify.{key}", f"must be {kind}")
-        if key in ("timeout", "concurrency") and value <= 0:
+        if isinstance(value, (int, float)) and value <= 0:
             raise _fail(source, f"verify.{key}", "must be positive")
     return Config(
         source=source,

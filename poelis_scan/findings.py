@@ -1,4 +1,6 @@
-"""The one finding type every source produces and every reporter reads.
+"""The one finding type every source produces and every reporter reads, with its typed parts:
+where the key sits (``Location``), where the content came from (``FileOrigin`` or
+``GitOrigin``), why it is not a leak (``Suppression``) and what the API said (``Verdict``).
 
 A finding keeps the full key in memory (verification needs it) but only ever shows it through
 ``to_dict(reveal=True)``: its ``repr`` and every default rendering carry the redacted form and
@@ -11,27 +13,17 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .grammar import PREFIX, Confidence
+from .detect.grammar import Confidence, redact, secret_sha256
+from .stats import Stats
 
 if TYPE_CHECKING:
-    from .content import LocatedMatch
+    from .scan.stream import LocatedMatch
 
 RULE_ID = "poelis-api-key"
 # What verification can say about a key (verify.py decides; --results filters on these).
 VERIFICATION_STATUSES = ("live", "revoked", "unknown", "unverified")
-_PREFIX_TEXT = PREFIX.decode("ascii")
-
-
-def redact(secret: str) -> str:
-    """``poelis_api_yyRC…CIE``: enough to recognise a key you hold, not enough to use it."""
-    if not secret.startswith(_PREFIX_TEXT):
-        return "…"
-    body = secret[len(_PREFIX_TEXT) :]
-    return f"{_PREFIX_TEXT}{body[:4]}…{body[-3:]}"
-
-
-def secret_sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+# The all-zeros id git and CI use for "no commit"; GitLab's schema wants it outside git.
+ZERO_SHA = "0" * 40
 
 
 def fingerprint(rule_id: str, path: str, secret_hash: str) -> str:
@@ -41,11 +33,6 @@ def fingerprint(rule_id: str, path: str, secret_hash: str) -> str:
     line, rewriting history or scanning from another checkout does not change it.
     """
     return hashlib.sha256(f"{rule_id}\0{path}\0{secret_hash}".encode()).hexdigest()
-
-
-def printable_path(path: str) -> str:
-    """A path that is valid UTF-8 text: undecodable bytes become ``\\xNN`` escapes."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass(slots=True)
@@ -68,6 +55,73 @@ class Location:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FileOrigin:
+    """Content read from a file or standard input: the location says it all."""
+
+
+@dataclass(frozen=True, slots=True)
+class GitOrigin:
+    """Content read from a git object, and the commit that put it where it was found.
+
+    ``kind``: ``blob`` (a file in a commit), ``staged`` (the index), ``commit-message``,
+    ``tag-message``, ``note`` (``commit`` is then the annotated object, ``notes_commit`` the
+    notes commit) or ``unreachable`` (in the object store, reached by no ref or reflog).
+    """
+
+    kind: str
+    blob: str  # the object that holds the key (a blob, commit or tag id)
+    object_type: str
+    repository: str
+    commit: str | None = None
+    author: str | None = None
+    email: str | None = None
+    date: str | None = None
+    refs: tuple[str, ...] = ()
+    notes_commit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``git`` object of the JSON finding (DESIGN §6), its keys in their usual order."""
+        out: dict[str, Any] = {"commit": self.commit, "kind": self.kind, "author": self.author,
+                               "email": self.email, "date": self.date, "refs": list(self.refs)}
+        if self.notes_commit is not None:
+            out["notes_commit"] = self.notes_commit
+        out.update(blob=self.blob, object_type=self.object_type, repository=self.repository)
+        return out
+
+
+Origin = FileOrigin | GitOrigin
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why a finding does not fail the run: ``kind`` is inline, config or baseline."""
+
+    kind: str
+    justification: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "justification": self.justification}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the API said about one key (never the key itself)."""
+
+    status: str  # live | revoked | unknown | unverified
+    http_status: int | None = None
+    detail: str | None = None
+    request_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "http_status": self.http_status, "detail": self.detail,
+                "request_id": self.request_id}
+
+
+UNVERIFIED = Verdict("unverified")
+_FILE = FileOrigin()
+
+
 @dataclass(slots=True)
 class Finding:
     """One key at one location. ``display_path`` is the path as the user would open it."""
@@ -79,13 +133,14 @@ class Finding:
     display_path: str
     encoding: str = "plain"
     rule_id: str = RULE_ID
-    git: dict[str, Any] | None = None
-    verification: dict[str, Any] = field(
-        default_factory=lambda: {"status": "unverified", "http_status": None,
-                                 "detail": None, "request_id": None}
-    )
+    origin: Origin = _FILE
+    verification: Verdict = UNVERIFIED
     inline_allow: bool = False  # an allow comment sits next to the key (not reported as such)
-    suppression: dict[str, str] | None = None  # {"kind", "justification"} once suppressed
+    suppression: Suppression | None = None  # set by triage
+
+    @property
+    def git(self) -> GitOrigin | None:
+        return self.origin if isinstance(self.origin, GitOrigin) else None
 
     @property
     def secret_sha256(self) -> str:
@@ -101,7 +156,7 @@ class Finding:
 
     @classmethod
     def at(cls, located: LocatedMatch, path: str, display_path: str,
-           git: dict[str, Any] | None = None) -> Finding:
+           origin: Origin = _FILE) -> Finding:
         """The finding for a located match in the content reported as ``path``."""
         match = located.match
         return cls(
@@ -112,7 +167,7 @@ class Finding:
                               located.member),
             display_path=display_path,
             encoding=match.encoding,
-            git=git,
+            origin=origin,
             inline_allow=located.inline_allow,
         )
 
@@ -131,17 +186,34 @@ class Finding:
         }
         if reveal:
             out["secret"] = self.secret
+        git = self.git
         out.update(
             {
                 "confidence": self.confidence.value,
                 "confidence_reason": self.reason,
                 "encoding": self.encoding,
                 "location": self.location.to_dict(),
-                "git": self.git,
-                "verification": self.verification,
+                "git": git.to_dict() if git is not None else None,
+                "verification": self.verification.to_dict(),
                 "fingerprint": self.fingerprint,
             }
         )
         if self.suppression is not None:
-            out["suppression"] = self.suppression
+            out["suppression"] = self.suppression.to_dict()
         return out
+
+
+def report_order(finding: Finding) -> tuple[str, int, int, str]:
+    """The one order of findings in every report: path, line, column, then commit."""
+    loc = finding.location
+    git = finding.git
+    return (loc.path, loc.line, loc.column, (git.commit or "") if git is not None else "")
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """The findings at or above the confidence floor, in ``report_order``, and what the scan
+    covered."""
+
+    findings: list[Finding]
+    stats: Stats

@@ -17,7 +17,6 @@ import ipaddress
 import json
 import os
 import random
-import socket
 import ssl
 import threading
 import time
@@ -27,35 +26,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .findings import VERIFICATION_STATUSES
+from .errors import ScanError
+from .findings import VERIFICATION_STATUSES, Finding, Verdict
+from .version import __version__
 
 DEFAULT_BASE_URL = "https://api.poelis.com"
 PROBE_PATH = "/v1/public/workspaces?limit=1"
 STATUSES = VERIFICATION_STATUSES
-_MAX_THROTTLED = 20
-_SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window  # 429 answers one key may receive before it is given up as unknown
+_MAX_THROTTLED = 20  # 429 answers one key may receive before it is given up as unknown
+_SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window
 
 
-class VerifyConfigError(ValueError):
+class VerifyConfigError(ScanError, ValueError):
     """A base URL or setting that would send keys somewhere unsafe; one line of text."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the API said about one key (never the key itself)."""
-
-    status: str  # live | revoked | unknown | unverified
-    http_status: int | None = None
-    detail: str | None = None
-    request_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "http_status": self.http_status, "detail": self.detail,
-                "request_id": self.request_id}
-
-
-UNVERIFIED = Verdict("unverified")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +257,7 @@ class Verifier:
             retry_after: float | None = None
             try:
                 status, headers, body = self._request(key)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:  # socket.timeout is an alias
                 last = Verdict("unknown", detail=f"timed out after {s.timeout:g} s")
             except ssl.SSLError as error:
                 self._gate.release(None)
@@ -327,12 +310,12 @@ class Verifier:
         if not distinct:
             return {}
         with ThreadPoolExecutor(max_workers=self.settings.concurrency) as pool:
-            return dict(zip(distinct, pool.map(self.verify, distinct)))
+            return dict(zip(distinct, pool.map(self.verify, distinct), strict=True))
 
 
-def apply_verdicts(findings: Iterable[Any], verifier: Verifier) -> None:
+def apply_verdicts(findings: Iterable[Finding], verifier: Verifier) -> None:
     """Verify the distinct keys of ``findings`` and record each verdict on them."""
     findings = list(findings)
     verdicts = verifier.verify_many(f.secret for f in findings)
     for finding in findings:
-        finding.verification = verdicts[finding.secret].to_dict()
+        finding.verification = verdicts[finding.secret]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from poelis_scan.grammar import classify_body
+from poelis_scan.detect.grammar import classify_body
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import lzma
 import json
+import lzma
 import os
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import make_key, run_cli
 
-from poelis_scan.content import CHUNK_SIZE
+from poelis_scan.scan.stream import CHUNK_SIZE
 
 
 def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:

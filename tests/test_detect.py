@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poelis_scan import Confidence, scan_bytes
-from poelis_scan.grammar import DOCUMENTED_EXAMPLE_BODY, classify_body
+from poelis_scan.detect.grammar import DOCUMENTED_EXAMPLE_BODY, classify_body
 
 
 def high(data: bytes) -> list[str]:
@@ -162,7 +162,7 @@ def test_inserted_key_found_exactly_once_at_its_offset(
     before: bytes, after: bytes, left: bytes, right: bytes, length: int
 ) -> None:
     k = make_key(length).encode()
-    if not left and before:  # the key's neighbour is then before's last byte: keep it a non-key byte
+    if not left and before:  # the key's neighbour is then before's last byte: a non-key byte
         left = b" "
     if not right and after:
         right = b" "

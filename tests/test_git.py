@@ -116,7 +116,7 @@ def test_stash_note_and_commit_message(repo: Repo) -> None:
     repo.git("stash", "push", "-q")
     findings, _, _, _ = scan(repo.path)
     by_key = {f["secret_sha256"]: f for f in findings}
-    from poelis_scan.findings import secret_sha256
+    from poelis_scan.detect.grammar import secret_sha256
 
     stash = by_key[secret_sha256(stashed)]
     assert "refs/stash" in stash["git"]["refs"] and stash["location"]["path"] == "a.txt"
@@ -178,7 +178,7 @@ def test_tag_only_commit_unmerged_branch_deleted_and_renamed_files(repo: Repo) -
     repo.git("mv", "old-name.env", "new-name.env")
     new_commit = repo.commit("rename")
     findings, _, _, _ = scan(repo.path)
-    from poelis_scan.findings import secret_sha256
+    from poelis_scan.detect.grammar import secret_sha256
 
     def where(key: str) -> list[tuple[str, str, list[str]]]:
         return sorted((f["location"]["path"], f["git"]["commit"], f["git"]["refs"])
@@ -211,7 +211,7 @@ def test_shallow_clone_says_history_is_cut(repo: Repo, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     repo.git("clone", "-q", "--depth", "1", f"file://{repo.path}", str(clone))
     findings, stats, stderr, _ = scan(clone)
-    from poelis_scan.findings import secret_sha256
+    from poelis_scan.detect.grammar import secret_sha256
 
     assert [f["secret_sha256"] for f in findings] == [secret_sha256(new)]
     assert stats["history_cut"] is True
@@ -354,7 +354,7 @@ def test_annotated_tag_message_and_dropped_stash(repo: Repo) -> None:
     repo.git("stash", "push", "-q")
     repo.git("stash", "drop", "-q")
     findings, _, _, _ = scan(repo.path)
-    from poelis_scan.findings import secret_sha256
+    from poelis_scan.detect.grammar import secret_sha256
 
     kinds = {f["secret_sha256"]: (f["git"]["kind"], f["location"]["path"]) for f in findings}
     assert kinds[secret_sha256(tag_key)] == ("tag-message", "<tag-message>")

@@ -152,6 +152,7 @@ def plain_repo(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.mark.slow
 def test_pre_commit_framework_hook(plain_repo: Path, pre_commit_home: Path) -> None:
     repo = plain_repo
     k = make_key()
@@ -176,6 +177,7 @@ def test_pre_commit_framework_hook(plain_repo: Path, pre_commit_home: Path) -> N
     assert every.returncode == 1 and "settings.py:10:8" in every.stdout
 
 
+@pytest.mark.slow
 def test_pre_commit_framework_push_hook(plain_repo: Path, pre_commit_home: Path) -> None:
     repo = plain_repo
     base = git(repo, "rev-parse", "HEAD").stdout.strip()

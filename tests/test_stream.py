@@ -9,8 +9,8 @@ from conftest import make_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poelis_scan.content import CARRY, locate, scan_stream
-from poelis_scan.detect import find_matches
+from poelis_scan.detect.matches import find_matches
+from poelis_scan.scan.stream import CARRY, locate, scan_stream
 
 
 def positions(

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_key, run_cli
 from poelis_emulator import Emulator
 
-from poelis_scan.findings import secret_sha256
+from poelis_scan.detect.grammar import secret_sha256
 from poelis_scan.verify import Settings, Verifier, VerifyConfigError, check_base_url
 
 FAST = dict(backoff=0.05, timeout=1.0)

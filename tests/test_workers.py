@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from poelis_scan.workers import WorkerError, fork_map
+from poelis_scan.scan.parallel import WorkerError, fork_map
 
 
 def _echo_big(item: tuple[int, bytes]) -> tuple[int, bytes, int]:

@@ -1,22 +1,24 @@
 """Reporters: each turns findings and stats into one output format.
 
 Each format lives in its own module and is imported only when chosen, so a clean pre-commit
-run never pays for formats it does not print.
+run never pays for formats it does not print. A new format is one module with a ``render``
+function and one line in ``_MODULES``.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..findings import Finding
-    from ..scanner import Stats
+    from ..stats import Stats
 
-FORMATS = ("text", "json", "jsonl", "sarif", "gitlab", "html")
+# The registry: format name -> module of this package that renders it.
 _MODULES = {"text": "text", "json": "json_report", "jsonl": "json_report", "sarif": "sarif",
             "gitlab": "gitlab", "html": "html"}
+FORMATS = tuple(_MODULES)
 
 # The version of the JSON finding and envelope (README: "JSON output"). Bump the major part
 # when a field changes meaning or disappears; adding a field bumps the minor part.
@@ -31,14 +33,29 @@ class ReportContext:
     repository_uri: str | None = None  # the origin remote, when known
     revision: str | None = None  # HEAD of the scanned work tree, when there is one
     started_at: float = 0.0  # epoch seconds
-    notes: list[str] = field(default_factory=list)  # filled by reporters: said on stderr
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A rendered report, and what the user should hear about it on stderr (a truncation)."""
+
+    text: str
+    notes: tuple[str, ...] = ()
+
+
+class Renderer(Protocol):
+    """What a format module provides."""
+
+    def __call__(self, fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool,
+                 color: bool, context: ReportContext) -> Report: ...
 
 
 def render(
     fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False,
     color: bool = False, context: ReportContext | None = None,
-) -> str:
-    """The whole report as text (empty when a format has nothing to say)."""
+) -> Report:
+    """The whole report (its text empty when a format has nothing to say)."""
     module = importlib.import_module(f".{_MODULES[fmt]}", __name__)
-    return module.render(fmt, findings, stats, reveal=reveal, color=color,
-                         context=context or ReportContext())
+    renderer: Renderer = module.render
+    return renderer(fmt, findings, stats, reveal=reveal, color=color,
+                    context=context or ReportContext())

@@ -13,15 +13,14 @@ import time
 import uuid
 from typing import Any
 
-from .. import __url__, __version__
-from ..findings import RULE_ID, Finding
-from ..scanner import Stats
-from . import ReportContext
+from ..findings import RULE_ID, ZERO_SHA, Finding
+from ..stats import Stats
+from ..version import __url__, __version__
+from . import Report, ReportContext
 
 SCHEMA_VERSION = "15.2.1"
 SCHEMA_URI = ("https://gitlab.com/gitlab-org/security-products/security-report-schemas/-/raw/"
               "v15.2.1/dist/secret-detection-report-format.json")
-NO_COMMIT = "0" * 40
 _TOOL = {"id": "poelis-scan", "name": "poelis-scan", "version": __version__,
          "vendor": {"name": "poelis-scan"}, "url": __url__}
 
@@ -31,15 +30,15 @@ def _timestamp(epoch: float) -> str:
 
 
 def _vulnerability(finding: Finding, occurrence: int, head: str) -> dict[str, Any]:
-    git = finding.git or {}
+    git = finding.git
     # Stable across runs: the fingerprint, and which occurrence of it this is.
     digest = hashlib.sha256(f"{finding.fingerprint}:{occurrence}".encode()).digest()
-    commit: dict[str, Any] = {"sha": git.get("commit") or head}
-    if git.get("author"):
-        commit["author"] = f"{git['author']} <{git.get('email') or ''}>"
-    if git.get("date"):
-        commit["date"] = git["date"]
-    status = finding.verification.get("status", "unverified")
+    commit: dict[str, Any] = {"sha": (git.commit if git else None) or head}
+    if git is not None and git.author:
+        commit["author"] = f"{git.author} <{git.email or ''}>"
+    if git is not None and git.date:
+        commit["date"] = git.date
+    status = finding.verification.status
     where = finding.location.path + (f" (member {finding.location.member})"
                                      if finding.location.member else "")
     return {
@@ -69,9 +68,9 @@ def _vulnerability(finding: Finding, occurrence: int, head: str) -> dict[str, An
 
 
 def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False,
-           color: bool = False, context: ReportContext) -> str:
+           color: bool = False, context: ReportContext) -> Report:
     """The report; never the key (GitLab shows this report to everyone on the project)."""
-    head = context.revision or NO_COMMIT
+    head = context.revision or ZERO_SHA
     seen: dict[str, int] = {}
     vulnerabilities = []
     for finding in findings:
@@ -93,4 +92,4 @@ def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = Fa
         },
         "vulnerabilities": vulnerabilities,
     }
-    return json.dumps(report, indent=2) + "\n"
+    return Report(json.dumps(report, indent=2) + "\n")

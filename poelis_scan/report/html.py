@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .. import __version__
-from . import REPORT_SCHEMA_VERSION, ReportContext
+from ..version import __version__
+from . import REPORT_SCHEMA_VERSION, Report, ReportContext
 
 
 class _Finding(Protocol):
@@ -339,7 +339,9 @@ _JS = r"""
     Object.keys(stats.suppressed || {}).forEach(function (k) {
       hiddenEntries.push(["suppressed (" + k + ")", stats.suppressed[k]]);
     });
-    if (stats.baseline_stale) { hiddenEntries.push(["stale baseline entries", stats.baseline_stale]); }
+    if (stats.baseline_stale) {
+      hiddenEntries.push(["stale baseline entries", stats.baseline_stale]);
+    }
     var all = skippedEntries.concat(warnings, hiddenEntries);
     add(scan, el("h2", "later", "Skipped / not shown"));
     if (all.length) { list(scan, all); } else { add(scan, el("div", "note", "nothing")); }
@@ -688,7 +690,7 @@ def page(data: dict[str, Any], title: str = "poelis-scan report") -> str:
 
 
 def render(fmt: str, findings: list[Any], stats: _Stats, *, reveal: bool = False,
-           color: bool = False, context: ReportContext) -> str:
+           color: bool = False, context: ReportContext) -> Report:
     """The HTML page. ``reveal`` is ignored: a report file travels, a key must not."""
     chosen: list[_Finding] = findings
     entries = [f.to_dict(reveal=False) for f in chosen]
@@ -706,4 +708,4 @@ def render(fmt: str, findings: list[Any], stats: _Stats, *, reveal: bool = False
     title = f"poelis-scan: {len(chosen)} finding{'s' if len(chosen) != 1 else ''}"
     if live:
         title += f", {live} live"
-    return _scrub(page(document, title), chosen)
+    return Report(_scrub(page(document, title), chosen))

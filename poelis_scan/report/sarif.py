@@ -13,10 +13,10 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from .. import __url__, __version__
-from ..findings import RULE_ID, Finding
-from ..scanner import Stats
-from . import ReportContext
+from ..findings import RULE_ID, Finding, report_order
+from ..stats import Stats
+from ..version import __url__, __version__
+from . import Report, ReportContext
 
 MAX_RESULTS = 5000
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -63,8 +63,8 @@ RULE = {
 
 
 def _severity_rank(finding: Finding) -> tuple[int, int]:
-    status = finding.verification.get("status")
-    order = {"live": 0, "unknown": 1, "unverified": 2, "revoked": 3}.get(status or "", 2)
+    status = finding.verification.status
+    order = {"live": 0, "unknown": 1, "unverified": 2, "revoked": 3}.get(status, 2)
     return (0 if finding.confidence.value == "high" else 1, order)
 
 
@@ -77,23 +77,23 @@ def _message(finding: Finding) -> str:
     where = finding.location.path
     if finding.location.member:
         where += f" (member {finding.location.member})"
-    git = finding.git or {}
-    if git.get("commit"):
-        where += f" at commit {git['commit'][:12]}"
-    status = finding.verification.get("status", "unverified")
+    git = finding.git
+    if git is not None and git.commit:
+        where += f" at commit {git.commit[:12]}"
+    status = finding.verification.status
     return (f"Poelis API key {finding.redacted} in {where} (confidence {finding.confidence.value}, "
             f"verification: {status}). Revoke it in Poelis Settings > Manage REST API Keys.")
 
 
 def _result(finding: Finding) -> dict[str, Any]:
     loc = finding.location
-    git = finding.git or {}
+    git = finding.git.to_dict() if finding.git is not None else {}
     properties: dict[str, Any] = {
         "confidence": finding.confidence.value,
         "encoding": finding.encoding,
         "secret_sha256": finding.secret_sha256,
         "secret_redacted": finding.redacted,
-        "verification": finding.verification,
+        "verification": finding.verification.to_dict(),
     }
     if loc.member:
         properties["member"] = loc.member
@@ -120,21 +120,22 @@ def _result(finding: Finding) -> dict[str, Any]:
     }
     if finding.suppression:
         result["suppressions"] = [{
-            "kind": "inSource" if finding.suppression["kind"] == "inline" else "external",
-            "justification": finding.suppression["justification"],
+            "kind": "inSource" if finding.suppression.kind == "inline" else "external",
+            "justification": finding.suppression.justification,
         }]
     return result
 
 
 def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False,
-           color: bool = False, context: ReportContext) -> str:
+           color: bool = False, context: ReportContext) -> Report:
     """The SARIF log. ``reveal`` is ignored: SARIF is uploaded to third parties, never a key."""
     chosen = sorted(findings, key=_severity_rank)[:MAX_RESULTS]
-    chosen.sort(key=lambda f: (f.location.path, f.location.line, f.location.column))
+    chosen.sort(key=report_order)
     truncated = len(findings) > MAX_RESULTS
+    notes: tuple[str, ...] = ()
     if truncated:
-        context.notes.append(f"SARIF keeps the first {MAX_RESULTS} of {len(findings)} results "
-                             "(most severe first); the JSON format has them all")
+        notes = (f"SARIF keeps the first {MAX_RESULTS} of {len(findings)} results (most "
+                 "severe first); the JSON format has them all",)
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "poelis-scan", "version": __version__,
                             "semanticVersion": __version__, "informationUri": INFORMATION_URI,
@@ -157,4 +158,4 @@ def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = Fa
             provenance["repositoryUri"] = "file://" + quote(os.path.abspath(context.root or "."))
         run["versionControlProvenance"] = [provenance]
     log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
-    return json.dumps(log, indent=2) + "\n"
+    return Report(json.dumps(log, indent=2) + "\n", notes)

@@ -4,8 +4,8 @@ so editors and terminals turn it into a link."""
 from __future__ import annotations
 
 from ..findings import Finding
-from ..scanner import Stats
-from . import ReportContext
+from ..stats import Stats
+from . import Report, ReportContext
 
 _RED = "\033[31m"
 _BOLD = "\033[1m"
@@ -26,11 +26,11 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
     extra = [finding.confidence.value]
     if finding.encoding != "plain":
         extra.append(finding.encoding)
-    status = finding.verification.get("status")
-    if status and status != "unverified":
+    status = finding.verification.status
+    if status != "unverified":
         extra.append(status)
     if finding.suppression:
-        extra.append(f"suppressed: {finding.suppression['kind']}")
+        extra.append(f"suppressed: {finding.suppression.kind}")
     return (
         f"{_paint(where, _BOLD, color)}: Poelis API key {_paint(key, _RED, color)} "
         f"{_paint('(' + ', '.join(extra) + ')', _DIM, color)}"
@@ -40,5 +40,6 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
 def render(
     fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = False, color: bool = False,
     context: ReportContext,
-) -> str:
-    return "".join(format_finding(f, reveal=reveal, color=color) + "\n" for f in findings)
+) -> Report:
+    return Report("".join(format_finding(f, reveal=reveal, color=color) + "\n"
+                          for f in findings))

@@ -1,4 +1,5 @@
-"""Files and directories as a source: which files to read, and under which names to report them.
+"""Files and directories as a source: which files to read, under which names to report them,
+and the worker body that reads a batch of them.
 
 The walk uses ``os.scandir`` directly (the directory entry already says whether it is a file, a
 directory or a link, so no extra ``stat`` per file), never follows symbolic links, and never
@@ -7,13 +8,22 @@ descends into ``.git``: history is the ``git`` command's job.
 
 from __future__ import annotations
 
-import fnmatch
+import contextlib
+import io
+import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
-from ..findings import printable_path
+from ..findings import Finding
+from ..paths import Excluder, find_repository_root, printable_path
+from ..scan.readers import scan_fd, scan_pipe
+from ..scan.stream import StreamResult
+from ..settings import ScanSettings
+from ..stats import Batch, Skip
 
 STDIN = "-"
 STDIN_TASK_NAME = "<stdin>"
@@ -45,33 +55,6 @@ class FileTask:
         return printable_path(_join(self.report_root, self.relative))
 
 
-@dataclass(frozen=True, slots=True)
-class Skip:
-    """A path the walk passed over, and the stats counter it goes to."""
-
-    display_path: str
-    reason: str  # "symlink", "special", "excluded", "unreadable"
-    detail: str = ""
-
-
-def find_repository_root(path: str) -> str | None:
-    """The work tree that holds ``path`` (a directory with a ``.git`` entry), if any.
-
-    Looking for ``.git`` ourselves costs a few ``stat`` calls; asking ``git rev-parse`` would
-    cost a process start on every scan, pre-commit hook runs included.
-    """
-    current = os.path.abspath(path)
-    if not os.path.isdir(current):
-        current = os.path.dirname(current)
-    while True:
-        if os.path.lexists(os.path.join(current, ".git")):
-            return current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
-
-
 def _report_prefix(root: str) -> str:
     """Report name of ``root`` itself: relative to its repository, else to the scanned path."""
     absolute = os.path.abspath(root)
@@ -90,23 +73,6 @@ def _join(prefix: str, name: str) -> str:
     if not name:
         return prefix
     return f"{prefix}/{name}" if prefix else name
-
-
-class Excluder:
-    """``--exclude`` globs: a glob without ``/`` matches any path component's name (like
-    ``node_modules`` or ``*.min.js``); one with ``/`` matches the path below the scanned root."""
-
-    def __init__(self, globs: tuple[str, ...] | list[str]) -> None:
-        self._name_globs = [g for g in globs if "/" not in g.strip("/")]
-        self._path_globs = [g.strip("/") for g in globs if "/" in g.strip("/")]
-
-    def __bool__(self) -> bool:
-        return bool(self._name_globs or self._path_globs)
-
-    def excluded(self, name: str, relative: str) -> bool:
-        if any(fnmatch.fnmatchcase(name, g) for g in self._name_globs):
-            return True
-        return any(fnmatch.fnmatchcase(relative, g) for g in self._path_globs)
 
 
 def walk(
@@ -177,3 +143,67 @@ def open_regular_file(path: str) -> int:
 
 
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+BATCH_FILES = 64  # files per task sent to a worker: amortises inter-process traffic
+
+
+def batches(tasks: Iterable[FileTask]) -> Iterator[list[FileTask]]:
+    """The walk cut into lists of ``BATCH_FILES`` files, the unit of work of a worker."""
+    iterator = iter(tasks)
+    while batch := list(itertools.islice(iterator, BATCH_FILES)):
+        yield batch
+
+
+def total_size(tasks: list[FileTask]) -> int:
+    """Bytes the files hold (as far as ``stat`` can tell): decides whether a scan is small."""
+    total = 0
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            total += os.stat(task.path).st_size
+    return total
+
+
+def _scan_task(task: FileTask, settings: ScanSettings) -> StreamResult:
+    if task.path == STDIN:
+        stdin = cast("io.BufferedReader", sys.stdin.buffer)  # typeshed: BinaryIO, no readinto
+        return scan_pipe(stdin.readinto, "stdin", settings)
+    fd = open_regular_file(task.path)
+    try:
+        return scan_fd(fd, os.path.basename(task.path), settings)
+    finally:
+        os.close(fd)
+
+
+def scan_batch(tasks: list[FileTask], settings: ScanSettings) -> Batch[Finding]:
+    """Worker body: scan a list of files; a file that cannot be read is a skip, never an
+    exception."""
+    out: Batch[Finding] = Batch()
+    files = 0
+    for task in tasks:
+        try:
+            result = _scan_task(task, settings)
+        except OSError as error:
+            detail = error.strerror or str(error)
+            out.skips.append(Skip(task.display_path, "unreadable", detail))
+            continue
+        except Exception as error:  # a bug must cost one file, not the whole scan
+            detail = f"internal error ({type(error).__name__}), please report it"
+            out.skips.append(Skip(task.display_path, "error", detail))
+            continue
+        files += 1
+        out.size += result.size
+        if result.matches:
+            report_path, display_path = task.report_path, task.display_path
+            out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
+        if result.members or result.notes:
+            out.members += result.members
+            out.expanded += result.expanded
+            out.notes.extend(Skip(task.display_path, kind, msg) for kind, msg in result.notes)
+    out.scanned["file"] = files
+    return out
+
+
+def stdin_task() -> FileTask:
+    """Standard input as a file to scan (read in the main process: workers have no stdin)."""
+    return FileTask(STDIN, "", STDIN_TASK_NAME, STDIN_TASK_NAME)

@@ -9,6 +9,8 @@ is random. Every rule below that demotes a body to ``low`` was sized by simulati
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
 from collections import Counter
 from enum import Enum
@@ -17,6 +19,7 @@ PREFIX = b"poelis_api_"
 MIN_BODY = 29
 MAX_BODY = 49
 MAX_KEY = len(PREFIX) + MAX_BODY
+_PREFIX_TEXT = PREFIX.decode("ascii")
 # A key glued to a preceding letter or digit is part of a longer word, not a key.
 GLUE_BEFORE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -46,7 +49,7 @@ _PLACEHOLDER_WORDS = (
 )
 
 
-class Confidence(str, Enum):
+class Confidence(str, Enum):  # noqa: UP042 (StrEnum would change str(), which callers see)
     """How sure we are that a candidate is a real key (ordered: low < high)."""
 
     LOW = "low"
@@ -68,7 +71,7 @@ def shannon_entropy(text: str) -> float:
 
 def _sequential_fraction(text: str) -> float:
     """Share of neighbouring pairs that step by one code point (``abcd``, ``1234``, ``dcba``)."""
-    steps = sum(1 for a, b in zip(text, text[1:]) if abs(ord(a) - ord(b)) == 1)
+    steps = sum(1 for a, b in itertools.pairwise(text) if abs(ord(a) - ord(b)) == 1)
     return steps / (len(text) - 1)
 
 
@@ -107,3 +110,16 @@ def classify_body(body: str) -> tuple[Confidence, str]:
     if _sequential_fraction(body) > 0.4:
         return Confidence.LOW, "sequential body"
     return Confidence.HIGH, "random-looking body"
+
+
+def redact(secret: str) -> str:
+    """``poelis_api_yyRC…CIE``: enough to recognise a key you hold, not enough to use it."""
+    if not secret.startswith(_PREFIX_TEXT):
+        return "…"
+    body = secret[len(_PREFIX_TEXT) :]
+    return f"{_PREFIX_TEXT}{body[:4]}…{body[-3:]}"
+
+
+def secret_sha256(secret: str) -> str:
+    """The key's identity in reports, baselines and allow-lists: shareable, never reversible."""
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()

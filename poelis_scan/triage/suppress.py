@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
+from ..config import Config
+from ..findings import Finding, Suppression
+from ..paths import Excluder
 from .baseline import Baseline
-from .config import Config
-from .sources.files import Excluder
 
 
-def suppress(findings: Iterable[Any], *, config: Config, baseline: Baseline | None,
+def suppress(findings: Iterable[Finding], *, config: Config, baseline: Baseline | None,
              inline: bool) -> Counter[str]:
     """Mark findings as suppressed (``finding.suppression``); returns counts by kind."""
     allowed = {a.secret_sha256: a.reason for a in config.allowed}
@@ -26,12 +26,12 @@ def suppress(findings: Iterable[Any], *, config: Config, baseline: Baseline | No
     for finding in findings:
         reason = _reason(finding, inline, allowed, excludes, secrets, config)
         if reason is not None:
-            finding.suppression = {"kind": reason[0], "justification": reason[1]}
+            finding.suppression = Suppression(*reason)
             counts[reason[0]] += 1
     return counts
 
 
-def _reason(finding: Any, inline: bool, allowed: dict[str, str],
+def _reason(finding: Finding, inline: bool, allowed: dict[str, str],
             excludes: list[tuple[Excluder, str]], secrets: frozenset[str],
             config: Config) -> tuple[str, str] | None:
     if inline and finding.inline_allow:

@@ -1,4 +1,13 @@
-"""A minimal pool of forked worker processes: ``fork_map(func, items, jobs)``.
+"""Running a scan's batches: in this process, in threads, or in forked worker processes.
+
+``run_batches`` is the one place that chooses, for every source: forked processes where
+``os.fork`` exists (``bytes.find`` holds the GIL, so only processes scan in parallel), threads
+elsewhere or when asked (``executor="thread"``), and no workers at all for a small scan.
+Whatever a worker raises comes back as one line: a ``ScanError``'s own text (it is written for
+the user and holds no secret), or for anything else the exception's type, never its text,
+which could quote scanned content.
+
+The fork pool, ``fork_map(func, items, jobs)``:
 
 Why not ``multiprocessing.Pool``: importing it costs about 38 ms here (sockets, threads,
 pickling machinery), 10% of a whole 500 MB scan, and its feeder thread competes with the
@@ -9,6 +18,7 @@ so that neither side can block the other however large an item or a result is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import select
@@ -16,7 +26,9 @@ import signal
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from ..errors import ScanError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,8 +37,17 @@ _HEADER = struct.Struct("<Q")
 _IN_FLIGHT = 2  # items queued per worker: one being worked on, one waiting
 
 
-class WorkerError(RuntimeError):
-    """A worker process died or raised; the message says which and why."""
+Executor = Literal["process", "thread", "serial"]
+
+
+class WorkerError(ScanError):
+    """A worker died or raised; the message says which and why, in one line."""
+
+
+def _describe(error: BaseException, where: str) -> str:
+    if isinstance(error, ScanError):
+        return f"{error} ({where})"
+    return f"internal error ({type(error).__name__} in {where}), please report it"
 
 
 @dataclass
@@ -74,7 +95,7 @@ def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int) -> None:
         try:
             reply: tuple[str, Any] = ("ok", func(pickle.loads(payload)))
         except Exception as error:  # reported by the parent; never the item's content
-            reply = ("error", f"{type(error).__name__} in worker {os.getpid()}")
+            reply = ("error", _describe(error, f"worker {os.getpid()}"))
         _write_all(result_fd, _frame(reply))
 
 
@@ -107,20 +128,14 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
 def _stop(workers: list[_Worker], kill: bool) -> None:
     for worker in workers:
         for fd in (worker.task_fd, worker.result_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         if kill:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(worker.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     for worker in workers:
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(worker.pid, 0)
-        except ChildProcessError:
-            pass
 
 
 def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:
@@ -205,3 +220,40 @@ def _replies(worker: _Worker) -> Iterator[Any]:
         if status != "ok":
             raise WorkerError(value)
         yield value
+
+
+def _guarded(func: Callable[[T], R], where: str) -> Callable[[T], R]:
+    """``func`` failing as the fork pool's workers fail: a ``ScanError`` as it is, anything
+    else as a one-line ``WorkerError``."""
+
+    def call(item: T) -> R:
+        try:
+            return func(item)
+        except ScanError:
+            raise
+        except Exception as error:
+            raise WorkerError(_describe(error, where)) from error
+
+    return call
+
+
+def run_batches(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,
+                cleanup: Callable[[], None] | None = None) -> Iterator[R]:
+    """``func`` over ``items`` as ``executor`` says (``process`` falls back to threads where
+    there is no ``os.fork``); ``jobs <= 1`` runs in this process. ``cleanup`` runs in this
+    process once the serial or threaded work is over (forked workers end with their process).
+    Results come in completion order; a failure is a ``WorkerError``."""
+    if executor == "process" and jobs > 1 and hasattr(os, "fork"):
+        yield from fork_map(func, items, jobs)
+        return
+    try:
+        if executor == "serial" or jobs <= 1:
+            yield from map(_guarded(func, "the scanning process"), items)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(jobs) as pool:
+                yield from pool.map(_guarded(func, "a worker thread"), items)
+    finally:
+        if cleanup is not None:
+            cleanup()

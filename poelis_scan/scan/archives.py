@@ -9,49 +9,53 @@ each format are imported only when a file of that format turns up.
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, Any
+from typing import IO, cast
 
-from .content import (
-    LocatedMatch,
-    ReadInto,
-    StreamResult,
-    container_kind,
-    prefixed,
-    scan_stream,
-)
+from ..settings import DEFAULT, Limits, ScanSettings
+from .stream import LocatedMatch, ReadInto, StreamResult, prefixed, scan_stream
 
 HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
 SPOOL_IN_MEMORY = 8 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on what one outer file may expand to."""
+def container_kind(head: bytes | bytearray | memoryview) -> str | None:
+    """The archive or compression format that ``head`` (a file's first bytes) starts, if any."""
+    start = bytes(head[:8])
+    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    if start.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if start.startswith(b"BZh") and start[3:4].isdigit():
+        return "bzip2"
+    if start.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if bytes(head[257:262]) == b"ustar":
+        return "tar"
+    return None
 
-    max_depth: int = 3
-    max_member_bytes: int = 256 << 20
-    max_total_bytes: int = 1 << 30
-    # Beyond ``ratio_free`` bytes, a member may expand at most ``max_ratio`` times its
-    # compressed size. Text legitimately compresses 1000:1 (padding, repeated lines), so the
-    # allowance is large; it exists to stop a bomb early, the byte caps stop it for sure.
-    max_ratio: int = 200
-    ratio_free: int = 64 << 20
+
 
 
 @dataclass(slots=True)
 class _Budget:
     """What is left of ``max_total_bytes`` for one outer file, and what was seen."""
 
-    limits: Limits
+    settings: ScanSettings
     remaining: int
     top_name: str = ""
     members: int = 0
     expanded: int = 0
     notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.limits
 
     def note(self, kind: str, message: str) -> None:
         self.notes.append((kind, message))
@@ -68,16 +72,20 @@ class _Budget:
 class _LimitedReader:
     """``readinto`` over a member that stops, and says why, when a limit is reached."""
 
-    def __init__(self, stream: IO[bytes], head: bytes, compressed: int | None,
-                 budget: _Budget, name: str, *, whole_archive: bool = False) -> None:
-        self._read = prefixed(head, stream.readinto)
+    def __init__(self, stream: IO[bytes] | io.BufferedIOBase, head: bytes,
+                 compressed: int | None, budget: _Budget, name: str, *,
+                 whole_archive: bool = False) -> None:
+        # Every stream that reaches here (a zip or tar member, a decompressor, a spooled file)
+        # is an io.BufferedIOBase, whose readinto typeshed's IO[bytes] does not declare.
+        self._read = prefixed(head, cast("io.BufferedIOBase", stream).readinto)
         self.compressed = compressed
         self.budget = budget
         self.name = name
         # A .tar.gz's decompressed stream holds many members, each charged on its own: the
         # stream itself is bounded only by the total and by the expansion ratio.
         self.whole_archive = whole_archive
-        self.cap = budget.limits.max_total_bytes if whole_archive else budget.limits.max_member_bytes
+        limits = budget.limits
+        self.cap = limits.max_total_bytes if whole_archive else limits.max_member_bytes
         self.read_bytes = 0
         self.stopped: str | None = None
 
@@ -131,13 +139,13 @@ def _scan_member(stream: IO[bytes], name: str, compressed: int | None, budget: _
     reader = _LimitedReader(stream, head, compressed, budget, name)
     kind = container_kind(head)
     if kind is None:
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
         return
     if depth >= budget.limits.max_depth:
         budget.note("archive_depth", f"{name}: nested deeper than {budget.limits.max_depth} "
                                      "levels, scanned as bytes")
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
         return
     with _spool(reader.readinto) as spooled:
@@ -152,7 +160,7 @@ def _with_member(matches: list[LocatedMatch], name: str) -> Iterator[LocatedMatc
 def _spool(readinto: ReadInto, limit: int | None = None, head: bytes = b"") -> IO[bytes]:
     """Copy a stream (``head`` first) to a seekable file, for zip, which must seek: in memory
     up to SPOOL_IN_MEMORY, on disk past it, and no further than ``limit`` bytes."""
-    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    spooled = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (returned)
     spooled.write(head)
     total = len(head)
     view = memoryview(bytearray(1 << 20))
@@ -173,13 +181,15 @@ def _scan_container(stream: IO[bytes], kind: str, outer: str | None, budget: _Bu
             _scan_tar(stream, outer, budget, depth, found)
         else:
             _scan_compressed(stream, kind, outer, budget, depth, found, budget.top_name)
-    except _CORRUPT as error:
+    except _corrupt_errors() as error:
         where = outer or "archive"
         budget.note("corrupt_archive", f"{where}: {kind} is corrupt or truncated ({error}); "
                                        "members before the damage were scanned")
 
 
+@functools.cache
 def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged archive raises; the modules are imported only once an archive fails."""
     import lzma
     import tarfile
     import zipfile
@@ -187,9 +197,6 @@ def _corrupt_errors() -> tuple[type[BaseException], ...]:
 
     return (zipfile.BadZipFile, tarfile.TarError, EOFError, lzma.LZMAError, zlib.error,
             NotImplementedError, ValueError, OSError)
-
-
-_CORRUPT: Any = ()  # filled in on first use so that a scan without archives imports none
 
 
 def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
@@ -209,7 +216,7 @@ def _scan_zip(stream: IO[bytes], outer: str | None, budget: _Budget, depth: int,
             try:
                 with archive.open(info) as member:
                     _scan_member(member, name, info.compress_size, budget, depth, found)
-            except _CORRUPT as error:
+            except _corrupt_errors() as error:
                 budget.note("corrupt_archive", f"{name}: cannot be read ({error})")
 
 
@@ -236,7 +243,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
     if kind == "gzip":
         import gzip
 
-        inner: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb")
+        inner: io.BufferedIOBase = gzip.GzipFile(fileobj=stream, mode="rb")
     elif kind == "bzip2":
         import bz2
 
@@ -244,7 +251,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
     else:
         import lzma
 
-        inner = lzma.LZMAFile(stream)
+        inner = lzma.LZMAFile(stream)  # noqa: SIM115 (closed by the with below)
     name = _join(outer, _inner_name(outer or top_name, kind))
     with inner:
         head = inner.read(HEAD_SIZE)
@@ -254,7 +261,7 @@ def _scan_compressed(stream: IO[bytes], kind: str, outer: str | None, budget: _B
             return
         budget.members += 1
         reader = _LimitedReader(inner, head, compressed_size, budget, name)
-        result = scan_stream(reader.readinto)
+        result = scan_stream(reader.readinto, settings=budget.settings)
         found.extend(_with_member(result.matches, name))
 
 
@@ -293,25 +300,21 @@ def _inner_name(outer_name: str, kind: str) -> str:
 
 
 def scan_container(stream: IO[bytes], kind: str, name: str,
-                   limits: Limits | None = None) -> StreamResult:
+                   settings: ScanSettings = DEFAULT) -> StreamResult:
     """Scan an archive or compressed file, given as a seekable binary file at offset 0.
 
     ``name`` is the file's own name: a compressed file's content is named after it.
     """
-    global _CORRUPT
-    if not _CORRUPT:
-        _CORRUPT = _corrupt_errors()
-    limits = limits or Limits()
-    budget = _Budget(limits, limits.max_total_bytes, name.rsplit("/", 1)[-1])
+    budget = _Budget(settings, settings.limits.max_total_bytes, name.rsplit("/", 1)[-1])
     found: list[LocatedMatch] = []
     size = _remaining_size(stream) or 0
     _scan_container(stream, kind, None, budget, 1, found)
     return StreamResult(found, size, budget.notes, budget.members, budget.expanded)
 
 
-def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str) -> StreamResult:
+def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str,
+                        settings: ScanSettings = DEFAULT) -> StreamResult:
     """A container arriving on a pipe (standard input, a large git blob): spool it, bounded,
     then scan it. Whatever lies past the limit is left unread in the pipe."""
-    limits = Limits()
-    with _spool(readinto, limits.max_total_bytes, head) as spooled:
-        return scan_container(spooled, kind, name, limits)
+    with _spool(readinto, settings.limits.max_total_bytes, head) as spooled:
+        return scan_container(spooled, kind, name, settings)

@@ -1,20 +1,72 @@
-"""Decoding around a needle hit: turn the bytes near one hit into a key, or into nothing.
+"""Every way a key can be written: its literal needles, and the decoder that reads a key
+around a needle hit. ``ENCODINGS`` is the one table: adding an encoding is a decoder, its
+needles and one line there.
 
-Each decoder reads at most ``needles.LOOKBEHIND`` bytes before and ``needles.LOOKAHEAD`` bytes
-after its hit, decodes just that, and applies the same grammar as plain text: the byte before
-the prefix must not be a letter or digit, the body is a maximal run of 29 to 49 key
-characters. The span it returns is where the encoded key sits in the scanned bytes.
+Every encoding has its own literal: ``poelis_api_`` itself, its UTF-16 form, its base64 form at
+each of the three alignments a 3-byte group allows, and a stretch of its hex form. Finding
+literals is the only work done on every byte (``engines.py``); decoding happens around hits.
+
+Each decoder reads at most ``LOOKBEHIND`` bytes before and ``LOOKAHEAD`` bytes after its hit,
+decodes just that, and applies the same grammar as plain text: the byte before the prefix must
+not be a letter or digit, the body is a maximal run of 29 to 49 key characters. The span it
+returns is where the encoded key sits in the scanned bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .grammar import GLUE_BEFORE, MAX_BODY, MAX_KEY, MIN_BODY, PREFIX
-from .needles import LOOKAHEAD, LOOKBEHIND, Needle
+
+# How far around a needle's first byte a decoder may look. A scanner that streams must keep
+# LOOKBEHIND bytes before, and have LOOKAHEAD bytes after, every needle it judges.
+LOOKBEHIND = 32
+LOOKAHEAD = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Needle:
+    """One literal. ``encoding`` names its decoder; ``offset`` says where, relative to the hit,
+    the encoded key begins (base64: the start of the 4-character group that holds the prefix's
+    first byte; hex: the prefix's first hex digit), and ``align`` how many decoded bytes of that
+    group come before the prefix."""
+
+    pattern: bytes
+    encoding: str
+    offset: int = 0
+    align: int = 0
+
+
+def _base64_needles() -> list[Needle]:
+    """The stable middle of base64(prefix) at alignments 0, 1 and 2, in two halves each.
+
+    With ``a`` unknown bytes before the prefix in its group, the first characters mix unknown
+    bits (2 of them for a=1, 3 for a=2) and the last one mixes in the byte after the prefix, so
+    only the 14 characters in between are the same in every encoding of every key. They are
+    searched as two halves of 7: wrapped base64 (``base64 FILE`` breaks lines every 76
+    characters) may cut the 14, but never both halves, and 7 fixed characters still occur by
+    chance about once in 4 * 10^12 positions of random base64.
+    """
+    needles = []
+    for align, unstable in ((0, 0), (1, 2), (2, 3)):
+        encoded = base64.b64encode(b"\0" * align + PREFIX)
+        stable = encoded[unstable : ((align + len(PREFIX)) * 8) // 6]
+        needles.append(Needle(stable[:7], "base64", -unstable, align))
+        needles.append(Needle(stable[7:], "base64", -unstable - 7, align))
+    return needles
+
+
+def _hex_needle() -> Needle:
+    """A stretch of hex(prefix) that has no letter digits, so upper and lower case share it."""
+    full = binascii.hexlify(PREFIX)
+    middle = b"6170695"  # "ap" + high nibble of "i": digits only
+    return Needle(middle, "hex", -full.index(middle))
+
 
 _BODY_RUN = re.compile(rb"[A-Za-z0-9_-]{0,%d}" % (MAX_BODY + 1))
 _BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]+")
@@ -189,12 +241,41 @@ def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Deco
     return Decoded(positions[first], positions[first + 2 * len(key) - 1] + 1, key, "hex")
 
 
+def _plain(data: bytes | bytearray, hit: int, end: int, _needle: Needle) -> Decoded | None:
+    return plain(data, hit, end)
+
+
+def _utf16(data: bytes | bytearray, hit: int, end: int, _needle: Needle) -> Decoded | None:
+    return utf16(data, hit, end)
+
+
+Decoder = Callable[[bytes | bytearray, int, int, Needle], "Decoded | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """One way of writing a key: the literals that find it, the decoder that reads it."""
+
+    needles: tuple[Needle, ...]
+    decode: Decoder
+
+
+ENCODINGS: dict[str, Encoding] = {
+    "plain": Encoding((Needle(PREFIX, "plain"),), _plain),
+    # The UTF-16LE needle also finds UTF-16BE text, one byte later.
+    "utf-16": Encoding((Needle(PREFIX.decode("ascii").encode("utf-16-le"), "utf-16"),), _utf16),
+    "base64": Encoding(tuple(_base64_needles()), base64_hit),
+    "hex": Encoding((_hex_needle(),), hex_hit),
+}
+ALL_NEEDLES: tuple[Needle, ...] = tuple(n for e in ENCODINGS.values() for n in e.needles)
+PLAIN_NEEDLES: tuple[Needle, ...] = ENCODINGS["plain"].needles
+
+
+def needles(decode: bool) -> tuple[Needle, ...]:
+    """What to search for: every encoding, or (``--no-decode``) the plain prefix only."""
+    return ALL_NEEDLES if decode else PLAIN_NEEDLES
+
+
 def decode(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
-    """Dispatch a hit to its encoding's decoder."""
-    if needle.encoding == "plain":
-        return plain(data, hit, end)
-    if needle.encoding == "utf-16":
-        return utf16(data, hit, end)
-    if needle.encoding == "base64":
-        return base64_hit(data, hit, end, needle)
-    return hex_hit(data, hit, end, needle)
+    """The key a needle hit belongs to, read by its encoding's decoder, or None."""
+    return ENCODINGS[needle.encoding].decode(data, hit, end, needle)

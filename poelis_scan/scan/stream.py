@@ -1,19 +1,19 @@
-"""The content pipeline: a stream of bytes, read in bounded windows, in; located matches out.
+"""A stream of bytes, read in bounded windows, in; located matches (line, column) out.
 
-Every source (files, standard input, archive members, git objects) hands its bytes to this
-module, so that what is found, and where it is said to be, never depends on where the bytes
-came from or on how they were cut into reads.
+Every source (files, standard input, archive members, git objects) has its bytes read here,
+so that what is found, and where it is said to be, never depends on where the bytes came from
+or on how they were cut into reads.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .detect import LOOKAHEAD, LOOKBEHIND, Match, find_matches
+from ..detect.matches import LOOKAHEAD, LOOKBEHIND, Match, find_matches
+from ..settings import DEFAULT, ScanSettings
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
 # bounded whatever the file size: a stream is scanned through one buffer of this size.
@@ -133,22 +133,6 @@ class StreamResult:
     expanded: int = 0
 
 
-def container_kind(head: bytes | bytearray | memoryview) -> str | None:
-    """The archive or compression format that ``head`` (a file's first bytes) starts, if any."""
-    start = bytes(head[:8])
-    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
-    if start.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if start.startswith(b"BZh") and start[3:4].isdigit():
-        return "bzip2"
-    if start.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if bytes(head[257:262]) == b"ustar":
-        return "tar"
-    return None
-
-
 ReadInto = Callable[[memoryview], int]
 PRead = Callable[[int, int], bytes]  # (offset, size) -> bytes, like os.pread
 
@@ -158,7 +142,7 @@ CARRY = LOOKBEHIND + LOOKAHEAD
 _buffers = threading.local()
 
 
-def _take_buffer(size: int) -> bytearray:
+def take_buffer(size: int) -> bytearray:
     """A window buffer reused across the streams a thread scans: no allocation (and no fresh
     pages to fault in) per file. Nested scans (a member inside an archive) take another one."""
     free: list[bytearray] = _buffers.__dict__.setdefault("free", [])
@@ -167,14 +151,15 @@ def _take_buffer(size: int) -> bytearray:
     return bytearray(size)
 
 
-def _give_back(buf: bytearray) -> None:
+def give_back(buf: bytearray) -> None:
     free: list[bytearray] = _buffers.__dict__.setdefault("free", [])
     if len(free) < 4:
         free.append(buf)
 
 
 def scan_stream(
-    readinto: ReadInto, chunk_size: int = CHUNK_SIZE, pread: PRead | None = None
+    readinto: ReadInto, chunk_size: int = CHUNK_SIZE, pread: PRead | None = None,
+    settings: ScanSettings = DEFAULT,
 ) -> StreamResult:
     """Scan everything ``readinto`` delivers until it returns 0, in bounded memory.
 
@@ -189,57 +174,13 @@ def scan_stream(
     """
     if chunk_size <= CARRY:
         raise ValueError(f"chunk_size must exceed {CARRY}")
-    buf = _take_buffer(chunk_size)
+    buf = take_buffer(chunk_size)
     view = memoryview(buf)
     try:
-        return _scan_windows(readinto, pread, buf, view, 0)
+        return scan_windows(readinto, pread, buf, view, 0, settings)
     finally:
         view.release()
-        _give_back(buf)
-
-
-def scan_fd(fd: int, name: str = "") -> StreamResult:
-    """Scan an open regular file: the hot path of a directory scan.
-
-    A regular file reads short only at its end, so a file that fits in one window costs one
-    ``readv`` and one ``find``, and a file with no needle allocates nothing. An archive or
-    compressed file (recognised by its first bytes, not its name) is scanned member by member.
-    """
-    buf = _take_buffer(CHUNK_SIZE)
-    try:
-        filled = os.readv(fd, [buf])
-        kind = container_kind(bytes(buf[: min(filled, 512)]))
-        if kind is not None:
-            from .containers import scan_container
-
-            with os.fdopen(fd, "rb", closefd=False) as stream:
-                stream.seek(0)
-                return scan_container(stream, kind, name)
-        if filled < CHUNK_SIZE:
-            matches = find_matches(buf, 0, filled, filled)
-            return StreamResult(locate(buf, matches) if matches else [], filled)
-        view = memoryview(buf)
-        try:
-            return _scan_windows(
-                lambda b: os.readv(fd, [b]), lambda o, n: os.pread(fd, n, o), buf, view, filled
-            )
-        finally:
-            view.release()
-    finally:
-        _give_back(buf)
-
-
-def scan_buffer(data: bytes, name: str = "") -> StreamResult:
-    """Scan bytes already in memory (a git object), archives included."""
-    kind = container_kind(data[:512])
-    if kind is not None:
-        import io
-
-        from .containers import scan_container
-
-        return scan_container(io.BytesIO(data), kind, name)
-    matches = find_matches(data)
-    return StreamResult(locate(data, matches) if matches else [], len(data))
+        give_back(buf)
 
 
 def prefixed(head: bytes, readinto: ReadInto) -> ReadInto:
@@ -278,8 +219,9 @@ def _catch_up(state: _LineState, target: int, pread: PRead) -> None:
         state.advance(piece, len(piece))
 
 
-def _scan_windows(
-    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview, filled: int
+def scan_windows(
+    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview, filled: int,
+    settings: ScanSettings,
 ) -> StreamResult:
     """The window loop; ``buf[:filled]`` already holds the stream's first bytes."""
     found: list[LocatedMatch] = []
@@ -296,7 +238,7 @@ def _scan_windows(
                 break
             filled += n
         limit = filled if eof else filled - LOOKAHEAD
-        matches = find_matches(buf, start, limit, filled)
+        matches = find_matches(buf, start, limit, filled, settings)
         if matches and state.offset < base:
             assert pread is not None
             _catch_up(state, base, pread)

@@ -1,16 +1,18 @@
 """Bytes in, matches out: the needle-first detection engine.
 
-Literal needles (``needles.py``) are the only search over every byte; decoders
-(``decoders.py``) and the randomness judgement (``grammar.py``) run only around hits.
+Literal needles (``encodings.py``, found by ``engines.py``) are the only search over every
+byte; decoders (``encodings.py``) and the randomness judgement (``grammar.py``) run only
+around hits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .decoders import decode
-from .grammar import Confidence, classify_body
-from .needles import LOOKAHEAD, LOOKBEHIND, searcher
+from ..settings import DEFAULT, ScanSettings
+from .encodings import LOOKAHEAD, LOOKBEHIND, decode
+from .engines import searcher
+from .grammar import Confidence, classify_body, redact
 
 __all__ = ["LOOKAHEAD", "LOOKBEHIND", "Match", "find_matches", "scan_bytes"]
 
@@ -31,8 +33,6 @@ class Match:
     encoding: str = "plain"
 
     def __repr__(self) -> str:  # never print the secret itself, even in a debugger or a test
-        from .findings import redact
-
         return (
             f"Match(start={self.start}, end={self.end}, secret={redact(self.secret)!r}, "
             f"confidence={self.confidence.value!r}, encoding={self.encoding!r})"
@@ -44,7 +44,8 @@ class Match:
 
 
 def find_matches(
-    data: bytes | bytearray, start: int = 0, stop: int | None = None, end: int | None = None
+    data: bytes | bytearray, start: int = 0, stop: int | None = None, end: int | None = None,
+    settings: ScanSettings = DEFAULT,
 ) -> list[Match]:
     """Every key whose needle begins in ``data[start:stop]``, reading no byte at ``end`` or after.
 
@@ -58,7 +59,7 @@ def find_matches(
     if stop is None:
         stop = end
     matches: list[Match] = []
-    for hit, needle in searcher()(data, start, stop, end):
+    for hit, needle in searcher(settings)(data, start, stop, end):
         found = decode(data, hit, end, needle)
         if found is None:
             continue
@@ -80,13 +81,16 @@ def _drop_overlapping_duplicates(matches: list[Match]) -> list[Match]:
 
 
 def scan_bytes(
-    data: bytes | bytearray, min_confidence: Confidence | str = Confidence.LOW
+    data: bytes | bytearray, min_confidence: Confidence | str = Confidence.LOW,
+    *, decode: bool = True,
 ) -> list[Match]:
     """Find every Poelis API key in ``data``; offsets are byte offsets into ``data``.
 
-    Keys are found plainly and in UTF-16, base64 and hex. ``min_confidence`` drops matches
+    Keys are found plainly and (unless ``decode`` is false) in UTF-16, base64 and hex.
+    Archives are not opened: this is the detector alone. ``min_confidence`` drops matches
     below it; the default keeps everything, including placeholders and the documented example,
     each marked ``low``.
     """
     floor = Confidence(min_confidence).rank
-    return [m for m in find_matches(data) if m.confidence.rank >= floor]
+    settings = DEFAULT if decode else ScanSettings(decode=False)
+    return [m for m in find_matches(data, settings=settings) if m.confidence.rank >= floor]

@@ -9,12 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+from ..errors import ScanError
+
+if TYPE_CHECKING:
+    from ..findings import Finding
 
 BASELINE_VERSION = 1
 
 
-class BaselineError(ValueError):
+class BaselineError(ScanError, ValueError):
     """An unreadable or malformed baseline file; one line of text."""
 
 
@@ -39,7 +44,7 @@ class Baseline:
         return [e for e in self.entries if e.secret_sha256 not in seen]
 
 
-def from_findings(findings: Iterable[Any]) -> Baseline:
+def from_findings(findings: Iterable[Finding]) -> Baseline:
     entries = {Entry(f.secret_sha256, f.fingerprint, f.location.path) for f in findings}
     return Baseline(tuple(sorted(entries)))
 

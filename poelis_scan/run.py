@@ -1,0 +1,427 @@
+"""The pipeline on one screen: source → scan → findings → triage → report.
+
+``scan_paths`` and ``scan_git`` plan their source's work and hand it to ``_collect``, the one
+orchestration every source shares: batches run serially, in threads or in forked workers
+(``scan/parallel.py``), their counts fold into one ``Stats``, and ``_result`` applies the
+confidence floor, the order and the timing. A new source (a container image, many
+repositories) plans its work, gives a worker body, and calls the same two functions.
+``execute`` is the rest of a command: triage, report, summary, exit status.
+
+Bytes are read by forked worker processes where ``os.fork`` exists (``bytes.find`` holds the
+GIL, so threads only overlap the system calls); ``benchmarks/bench_files.py --executors``
+measures processes, threads and a single process side by side (numbers in the README).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+from .detect.grammar import Confidence
+from .errors import ScanError
+from .findings import Finding, ScanResult, report_order
+from .scan.parallel import Executor, run_batches
+from .settings import ScanSettings
+from .stats import Batch, GitCounts, Skip, Stats
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .report import Report, ReportContext
+    from .sources.git.plumbing import Repository
+    from .sources.git.ranges import Mode
+    from .triage.policy import Policy
+    from .verify import Verifier
+
+T = TypeVar("T")
+
+SERIAL_BELOW = 48  # fewer files than this are not worth starting workers for
+LIGHT_SCAN_BYTES = 8 << 20  # below this, bytes.find beats importing Hyperscan
+SERIAL_BELOW_OBJECTS = 200  # git objects, likewise
+
+OnSkip = Callable[[Skip], None]
+OnProgress = Callable[[Stats, int], None]
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Listeners:
+    on_skip: OnSkip | None = None
+    on_warning: OnSkip | None = None
+    on_progress: OnProgress | None = None
+
+
+def _skipped(stats: Stats, listeners: _Listeners, skip: Skip) -> None:
+    stats.skipped[skip.reason] += 1
+    if listeners.on_skip is not None:
+        listeners.on_skip(skip)
+
+
+def _warned(stats: Stats, listeners: _Listeners, note: Skip) -> None:
+    stats.warnings[note.reason] += 1
+    if listeners.on_warning is not None:
+        listeners.on_warning(note)
+
+
+def _collect(stats: Stats, batches: Iterable[Batch[T]], listeners: _Listeners,
+             weight: Callable[[T], int] = lambda _: 1) -> list[T]:
+    """Fold every batch into ``stats`` as it arrives; returns what the batches found."""
+    found: list[T] = []
+    count = 0
+    for batch in batches:
+        stats.add(batch)
+        for skip in batch.skips:
+            _skipped(stats, listeners, skip)
+        for note in batch.notes:
+            _warned(stats, listeners, note)
+        found.extend(batch.found)
+        if listeners.on_progress is not None:
+            count += sum(map(weight, batch.found))
+            listeners.on_progress(stats, count)
+    return found
+
+
+def _result(findings: list[Finding], stats: Stats, min_confidence: Confidence | str,
+            started: float) -> ScanResult:
+    """The confidence floor (what is below it is counted, not returned), the order, the time."""
+    floor = Confidence(min_confidence).rank
+    kept = [f for f in findings if f.confidence.rank >= floor]
+    stats.findings_below_confidence += len(findings) - len(kept)
+    kept.sort(key=report_order)
+    stats.findings_reported = len(kept)
+    stats.seconds = time.perf_counter() - started
+    return ScanResult(kept, stats)
+
+
+def _peek(items: Iterator[T], count: int) -> tuple[list[T], Iterator[T]]:
+    head = list(itertools.islice(items, count))
+    return head, itertools.chain(head, items)
+
+
+def scan_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    exclude: Iterable[str] = (),
+    min_confidence: Confidence | str = Confidence.HIGH,
+    jobs: int | None = None,
+    on_skip: OnSkip | None = None,
+    on_warning: OnSkip | None = None,
+    on_progress: OnProgress | None = None,
+    decode: bool = True,
+    executor: Executor = "process",
+) -> ScanResult:
+    """Scan files and directories (``"-"`` is standard input) for Poelis API keys.
+
+    Findings below ``min_confidence`` are counted in ``stats`` but not returned. ``on_skip`` is
+    told about every path passed over (unreadable, symbolic link, excluded, special file) as it
+    happens, and ``on_warning`` about trouble inside a file that was scanned (an archive limit
+    that tripped, a corrupt member); the scan itself never raises for a bad file.
+    ``decode=False`` looks for plain keys only (no UTF-16, base64 or hex). ``executor`` picks
+    forked processes (the default, threads where there is no fork), threads, or this process.
+    """
+    from .paths import Excluder
+    from .sources import files
+
+    started = time.perf_counter()
+    settings = ScanSettings(decode=decode)
+    stats = Stats()
+    listeners = _Listeners(on_skip, on_warning, on_progress)
+    roots = [os.fspath(p) for p in paths]
+    found: list[Finding] = []
+    if files.STDIN in roots:  # read here: workers have no standard input
+        found += _collect(stats, [files.scan_batch([files.stdin_task()], settings)], listeners)
+        roots = [r for r in roots if r != files.STDIN]
+    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners))
+    head, tasks = _peek(walk, SERIAL_BELOW)
+    small = len(head) < SERIAL_BELOW
+    if small and files.total_size(head) < LIGHT_SCAN_BYTES:
+        settings = replace(settings, engine="find")
+    batches = run_batches(partial(files.scan_batch, settings=settings), files.batches(tasks),
+                          1 if small else jobs or default_jobs(), executor)
+    found += _collect(stats, batches, listeners)
+    return _result(found, stats, min_confidence, started)
+
+
+def scan_git(
+    repositories: Iterable[str | Repository],
+    *,
+    mode: Mode = "all",
+    since_commit: str | None = None,
+    commit_range: str | None = None,
+    min_confidence: Confidence | str = Confidence.HIGH,
+    jobs: int | None = None,
+    decode: bool = True,
+    on_warning: OnSkip | None = None,
+    rev_sets: list[list[str]] | None = None,
+    on_progress: OnProgress | None = None,
+    executor: Executor = "process",
+) -> ScanResult:
+    """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
+    (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
+    ``rev_sets``, lists of ``git log`` arguments, as hooks compute them), or the index
+    (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
+    unusable; problems with single objects are warnings and the scan goes on."""
+    from .sources.git import contents, provenance
+    from .sources.git.contents import BROKEN
+    from .sources.git.plumbing import open_repository
+    from .sources.git.ranges import select
+
+    started = time.perf_counter()
+    base = ScanSettings(decode=decode)
+    git = GitCounts()
+    stats = Stats(git=git)
+    listeners = _Listeners(None, on_warning, on_progress)
+    repos = [open_repository(r) if isinstance(r, str) else r for r in repositories]
+    found: list[Finding] = []
+    for repo in repos:
+        selection = select(repo, mode, since_commit, commit_range, rev_sets)
+        settings = replace(base, engine="find") if selection.small else base
+        if repo.shallow:
+            git.history_cut = True
+            _warned(stats, listeners, Skip(repo.path, "shallow_clone", "shallow clone: commits "
+                    "before the cut are not here to scan (git fetch --unshallow fetches them)"))
+        head, objects = _peek(iter(selection.objects), SERIAL_BELOW_OBJECTS)
+        small = len(head) < SERIAL_BELOW_OBJECTS
+        batches = run_batches(partial(contents.scan_objects, settings=settings),
+                              contents.batches(repo.path, objects),
+                              1 if small else jobs or default_jobs(), executor,
+                              cleanup=contents.close_cat_files)
+        hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches))
+        if selection.lister is not None:
+            for sha in selection.lister.broken:
+                _warned(stats, listeners, Skip(repo.path, "unreadable_object",
+                                               BROKEN.format(sha=sha)))
+        label = repo.path if len(repos) > 1 else ""
+        found += provenance.findings(repo, mode, selection, hits, label)
+    return _result(found, stats, min_confidence, started)
+
+
+# ---- a whole command: scan → triage → report → exit status ---------------------------------
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+_WHAT_TO_DO = (
+    "poelis-scan: what to do: remove the key from the content. If it ever left this machine "
+    "(pushed, shared, uploaded), revoke it: Poelis Settings > Manage REST API Keys > Revoke. "
+    "A false alarm? Put 'poelis-scan: allow' in a comment on that line."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What a scanning command asks for, its options parsed (the CLI builds it)."""
+
+    fmt: str = "text"
+    output: str | None = None
+    reveal: bool = False
+    min_confidence: str | None = None  # None: configuration, else high
+    decode: bool = True
+    jobs: int | None = None
+    quiet: bool = False
+    config_path: str | None = None
+    baseline_path: str | None = None
+    report_stale: bool = False
+    show_suppressed: bool = False
+    inline_allow: bool = True
+    verify: bool = False
+    results: frozenset[str] | None = None  # verification results to report; None: all
+    base_url: str | None = None
+    verify_timeout: float | None = None
+    verify_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a scan looked: the root report paths are relative to, and the repository."""
+
+    root: str
+    git_dir: str | None = None
+
+
+def verifier(request: Request, config: Config | None = None) -> Verifier:
+    """A verifier from options, then environment, then configuration, then defaults."""
+    from .verify import Settings, Verifier, resolve_base_url
+
+    settings = dict(config.verify) if config is not None else {}
+    return Verifier(Settings(
+        base_url=resolve_base_url(request.base_url, settings.get("base-url")),
+        timeout=float(request.verify_timeout or settings.get("timeout") or 10.0),
+        concurrency=int(request.verify_concurrency or settings.get("concurrency") or 4),
+    ))
+
+
+def _policy(request: Request, start: str, stop: str | None) -> tuple[Policy, str]:
+    """Options and configuration resolved before any work, so mistakes cost nothing; returns
+    the policy and the confidence floor."""
+    from .config import discover
+    from .config import load as load_config
+    from .triage.baseline import load as load_baseline
+    from .triage.policy import Policy
+
+    config = load_config(request.config_path) if request.config_path else discover(start, stop)
+    baseline = load_baseline(request.baseline_path) if request.baseline_path else None
+    wanted = request.results
+    verify = request.verify or (wanted is not None and "unverified" not in wanted)
+    policy = Policy(config=config, baseline=baseline, inline_allow=request.inline_allow,
+                    show_suppressed=request.show_suppressed,
+                    results=set(wanted) if wanted is not None else None, verify=verify)
+    return policy, request.min_confidence or config.min_confidence or "high"
+
+
+def _scan_files(paths: Iterable[str], exclude: Iterable[str], request: Request
+                ) -> tuple[ScanResult, Policy, str, _Where]:
+    from . import console
+    from .paths import find_repository_root
+
+    roots = list(paths) or ["."]
+    for root in roots:
+        if root != "-" and not os.path.lexists(root):
+            raise ScanError(f"no such file or directory: {root}")
+    first = next((r for r in roots if r != "-"), ".")
+    repository = find_repository_root(first)
+    policy, floor = _policy(request, first, repository)
+    with console.progress(request.quiet) as progress:
+        result = scan_paths(roots, exclude=exclude, min_confidence=floor, jobs=request.jobs,
+                            on_skip=console.on_problem, on_warning=console.on_problem,
+                            on_progress=progress, decode=request.decode)
+    root = repository or os.path.abspath(first if os.path.isdir(first)
+                                         else os.path.dirname(first) or ".")
+    return result, policy, floor, _Where(root)
+
+
+def _scan_repositories(repositories: Iterable[str | Repository], mode: Mode,
+                       since_commit: str | None, commit_range: str | None, request: Request,
+                       rev_sets: list[list[str]] | None = None
+                       ) -> tuple[ScanResult, Policy, str, _Where]:
+    """Each repository is opened once, here, and handed on as it is."""
+    from . import console
+    from .sources.git.plumbing import open_repository
+
+    repos = [open_repository(r) if isinstance(r, str) else r for r in repositories]
+    repos = repos or [open_repository(".")]
+    first = repos[0]
+    policy, floor = _policy(request, first.work_tree or first.git_dir, first.work_tree)
+    with console.progress(request.quiet) as progress:
+        result = scan_git(repos, mode=mode, since_commit=since_commit,
+                          commit_range=commit_range, min_confidence=floor, jobs=request.jobs,
+                          decode=request.decode, on_warning=console.on_problem,
+                          rev_sets=rev_sets, on_progress=progress)
+    return result, policy, floor, _Where(first.work_tree or first.git_dir, first.path)
+
+
+def files_command(paths: Iterable[str], exclude: Iterable[str], request: Request) -> int:
+    """``poelis-scan scan``: files and directories, ``-`` for standard input."""
+    return _finish(*_scan_files(paths, exclude, request), request)
+
+
+def git_command(repositories: Iterable[str | Repository], mode: Mode, request: Request,
+                since_commit: str | None = None, commit_range: str | None = None,
+                rev_sets: list[list[str]] | None = None) -> int:
+    """``poelis-scan git`` and the hooks: git objects, with provenance."""
+    scanned = _scan_repositories(repositories, mode, since_commit, commit_range, request,
+                                 rev_sets)
+    return _finish(*scanned, request)
+
+
+def _context(request: Request, where: _Where, stats: Stats) -> ReportContext:
+    """What SARIF and GitLab reports say about the scan as a whole (git asked only for them)."""
+    from .report import ReportContext
+
+    revision = uri = None
+    if request.fmt in ("sarif", "gitlab"):
+        from .sources.git.plumbing import public_remote, run_git
+
+        at = where.git_dir or where.root
+        revision = run_git(at, "rev-parse", "--verify", "--quiet", "HEAD",
+                           check=False).decode().strip() or None
+        uri = public_remote(run_git(at, "remote", "get-url", "origin",
+                                    check=False).decode("utf-8", "replace"))
+    return ReportContext(root=where.root, repository_uri=uri, revision=revision,
+                         started_at=stats.started_at)
+
+
+def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
+            request: Request) -> int:
+    from . import console
+    from .triage.policy import triage
+
+    stats = result.stats
+    outcome = triage(result.findings, policy, lambda: verifier(request, policy.config))
+    stats.suppressed.update(outcome.suppressed)
+    stats.findings_filtered = outcome.filtered
+    stats.findings_reported = outcome.failing
+    if request.report_stale:
+        stats.baseline_stale = len(outcome.stale)
+    report = _render(request, outcome.reported, stats, _context(request, where, stats))
+    write_text(request.output, report.text)
+    for note in report.notes:
+        console.warn(note)
+    if request.report_stale:
+        for entry in outcome.stale:
+            console.warn(f"stale baseline entry: secret {entry.secret_sha256[:16]}… once at "
+                         f"{entry.path} is not found any more")
+    if outcome.failing and request.fmt == "text" and not request.quiet:
+        console.echo(_WHAT_TO_DO)
+    if not request.quiet:
+        console.echo(console.summary(stats, floor))
+    if stats.items_scanned == 0:
+        console.warn("nothing was scanned, so this is not a clean result")
+    return EXIT_FINDINGS if outcome.failing else EXIT_CLEAN
+
+
+def _render(request: Request, findings: list[Finding], stats: Stats,
+            context: ReportContext) -> Report:
+    import sys
+
+    from .console import use_color
+    from .report import render
+
+    to_stdout = request.output is None or request.output == "-"
+    color = to_stdout and request.fmt == "text" and use_color(sys.stdout)
+    return render(request.fmt, findings, stats, reveal=request.reveal, color=color,
+                  context=context)
+
+
+def baseline_command(targets: Iterable[str], use_git: bool, output: str,
+                     request: Request) -> int:
+    """``poelis-scan baseline create``: today's findings, as a baseline file."""
+    from . import console
+    from .triage.baseline import dumps, from_findings
+    from .triage.policy import triage
+
+    if use_git:
+        result, policy, _, _ = _scan_repositories(targets, "all", None, None, request)
+    else:
+        result, policy, _, _ = _scan_files(targets, (), request)
+    outcome = triage(result.findings, policy, lambda: None)
+    write_text(output, dumps(from_findings(outcome.reported)))
+    console.warn(f"baseline of {len(outcome.reported)} findings written to "
+                 f"{'standard output' if output == '-' else output}")
+    return EXIT_CLEAN
+
+
+def write_text(output: str | None, text: str) -> None:
+    """``text`` to standard output (``None`` or ``-``) or to the file ``output``."""
+    import sys
+
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise ScanError(f"cannot write {output}: {error.strerror or error}") from None

@@ -1,0 +1,132 @@
+"""Which git objects to read: every object in the store, what a range of commits introduced,
+or what the index would add.
+
+Enumeration is one ``cat-file --batch-check`` for the whole store, one ``git log --raw`` walk
+for a range, one ``git diff --cached`` for the index: a handful of processes per scan and none
+per object.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ...findings import ZERO_SHA
+from .plumbing import SCANNED_TYPES, GitError, GitObject, Repository, git_env, run_git
+
+GITLINK_MODE = "160000"
+
+
+@dataclass(slots=True)
+class Introduction:
+    """A commit that put a blob at a path (or the commit of a message)."""
+
+    commit: str
+    time: int
+    path: str | None
+    kind: str = "blob"  # "note" on a notes ref, "unreachable" when no ref or reflog reaches it
+
+
+class ObjectLister:
+    """Every blob, commit and tag in the object store, reachable or not, in pack order (which
+    keeps git's delta cache warm), streamed as git lists them so scanning starts at once.
+    Objects git cannot read are collected in ``broken``."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.broken: list[str] = []
+        self.commits: list[str] = []  # every commit listed, reachable or not
+
+    def __iter__(self) -> Iterator[GitObject]:
+        proc = subprocess.Popen(
+            ["git", "-C", self.repo.path, "cat-file", "--batch-all-objects", "--unordered",
+             "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(), bufsize=1 << 20,
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                parts = line.split()
+                if len(parts) == 3:
+                    kind = parts[1].decode()
+                    if kind in SCANNED_TYPES:
+                        if kind == "commit":
+                            self.commits.append(parts[0].decode())
+                        yield GitObject(parts[0].decode(), kind, int(parts[2]))
+                elif len(parts) == 2 and parts[1] == b"missing":
+                    self.broken.append(parts[0].decode())
+        finally:
+            proc.stdout.close()
+            if proc.wait() != 0:
+                raise GitError(f"git cat-file could not list the objects of {self.repo.path}")
+
+
+_LOG_FORMAT = "--format=%x01%H %ct"
+
+
+def parse_raw_log(out: bytes) -> Iterator[tuple[str, int, list[tuple[str, str, str]]]]:
+    """(commit, commit time, [(mode, new blob, path)]) from ``git log -z --raw``."""
+    for record in out.split(b"\x01")[1:]:
+        header, _, rest = record.partition(b"\0")
+        commit, time = header.decode("ascii").split(" ")[:2]
+        yield commit, int(time), _added_blobs(rest.lstrip(b"\n"))
+
+
+def _added_blobs(raw: bytes) -> list[tuple[str, str, str]]:
+    """(mode, blob, path) of the ``--raw -z`` entries that add or change content: deletions
+    and gitlinks (submodules) have no blob of this repository to scan."""
+    entries: list[tuple[str, str, str]] = []
+    parts = raw.split(b"\0")
+    for meta, path in zip(parts[0::2], parts[1::2], strict=False):  # a trailing "" is odd
+        if not meta.startswith(b":"):
+            continue
+        _, new_mode, _, new_sha, status = meta[1:].decode("ascii").split(" ")[:5]
+        if new_sha == ZERO_SHA or new_mode == GITLINK_MODE or status.startswith("D"):
+            continue
+        entries.append((new_mode, new_sha, path.decode("utf-8", "surrogateescape")))
+    return entries
+
+
+def log_raw(repo: Repository, *revs: str, stdin: bytes | None = None,
+            extra: Sequence[str] = ()) -> bytes:
+    """One walk with the blobs each commit introduced (merges: against every parent)."""
+    return run_git(repo.path, "log", "--raw", "-m", "--no-renames", "--no-abbrev", "-z",
+                   "--no-color", "--no-ext-diff", _LOG_FORMAT, *extra, *revs, stdin=stdin)
+
+
+@dataclass(slots=True)
+class RangeSelection:
+    """The objects a range of commits introduced, with where they were introduced."""
+
+    objects: list[GitObject] = field(default_factory=list)
+    introductions: dict[str, list[Introduction]] = field(default_factory=dict)
+
+
+def select_range(repo: Repository, revs: list[str],
+                 selection: RangeSelection | None = None) -> RangeSelection:
+    """Blobs and commit messages introduced by the commits ``git log REVS`` lists (added to
+    ``selection`` when given, so several ranges merge without reading an object twice)."""
+    selection = selection if selection is not None else RangeSelection()
+    seen = {o.sha for o in selection.objects if o.type == "commit"}
+    for commit, time, entries in parse_raw_log(log_raw(repo, *revs)):
+        if commit not in seen:
+            seen.add(commit)
+            selection.objects.append(GitObject(commit, "commit", 0))
+        for _mode, sha, path in entries:
+            intros = selection.introductions.setdefault(sha, [])
+            if not intros:
+                selection.objects.append(GitObject(sha, "blob", 0))
+            intros.append(Introduction(commit, time, path))
+    return selection
+
+
+def staged_blobs(repo: Repository) -> list[tuple[str, str]]:
+    """(blob, path) for every index entry that differs from HEAD: exactly what a commit
+    would add. Without HEAD (no commit yet) git compares with the empty tree: the whole
+    index."""
+    if repo.work_tree is None:
+        raise GitError(f"--staged needs a work tree; {repo.path} is a bare repository")
+    out = run_git(repo.path, "diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
+                  "--no-ext-diff")
+    return [(sha, path) for _mode, sha, path in _added_blobs(out)]
