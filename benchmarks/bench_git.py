@@ -3,13 +3,19 @@
 Run by hand (tests never time anything)::
 
     pip install '.[bench]'
-    python benchmarks/bench_git.py REPO [--runs 3]      # e.g. a clone of sqlalchemy/sqlalchemy
+    python benchmarks/bench_git.py [REPO] [--runs 3]    # REPO: a clone or bare mirror
+
+Without REPO, a local mirror of sqlalchemy/sqlalchemy is looked up as ``workloads.py`` does
+(``$POELIS_BENCH_MIRRORS``, ``/work/.mirror``, ``$POELIS_BENCH_CACHE/mirrors``; e.g.
+``git clone --bare https://github.com/sqlalchemy/sqlalchemy
+~/.cache/poelis-scan-bench/mirrors/sqlalchemy.git``).
+Bare repositories work for every tool here.
 
 Four measurements, each interleaved with its references in one run:
 
 1. full history: ``poelis-scan git REPO`` against the practical limit (every blob read once by
-   one ``git cat-file --batch`` into /dev/null), Kingfisher 2.14 and gitleaks 8.30, each of
-   those with a one-rule Poelis configuration;
+   one ``git cat-file --batch`` into /dev/null, fed the blob ids in pack order), Kingfisher
+   2.14 and gitleaks 8.30, each of those with a one-rule Poelis configuration;
 2. ``--staged`` on a generated repository with a 100 MB work tree and one small staged change,
    against ``gitleaks git --staged`` (interpreter start-up included);
 3. ``--range`` over the last 10 commits of REPO's default branch.
@@ -26,7 +32,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_files import KEY_REGEX, generate_tree, interleaved, report, tool_commands
+from bench_files import (
+    KEY_REGEX,
+    Case,
+    interleave,
+    interleaved,
+    report,
+    tool_commands,
+    which,
+)
+from workloads import cache_dir, find_git_dir, generate_tree
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@invalid",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@invalid",
@@ -46,10 +61,12 @@ def limit_command(repo: Path) -> list[str]:
 def peer_commands(repo: Path, work: Path, staged: bool = False) -> dict[str, list[str]]:
     """Kingfisher and gitleaks on git, with the same one-rule configurations as bench_files."""
     files = tool_commands(repo, work)  # writes the rule files into work/
+    kingfisher, gitleaks = which("kingfisher"), which("gitleaks")
     commands: dict[str, list[str]] = {}
     if "kingfisher" in files and not staged:
         commands["kingfisher"] = [
-            "kingfisher", "scan", str(repo), "--rules-path", str(work / "kingfisher-poelis.yaml"),
+            str(kingfisher), "scan", str(repo),
+            "--rules-path", str(work / "kingfisher-poelis.yaml"),
             "--rule", "custom.poelis.1", "--load-builtins=false", "--no-validate",
             "--no-update-check", "--no-extract-archives", "--jobs", str(os.cpu_count() or 2),
             "-f", "jsonl", "-o", str(work / "kf-git.jsonl"),
@@ -57,7 +74,7 @@ def peer_commands(repo: Path, work: Path, staged: bool = False) -> dict[str, lis
     if "gitleaks" in files:
         extra = ["--staged"] if staged else []
         commands["gitleaks"] = [
-            "gitleaks", "git", str(repo), *extra, "-c", str(work / "gitleaks-poelis.toml"),
+            str(gitleaks), "git", str(repo), *extra, "-c", str(work / "gitleaks-poelis.toml"),
             "--no-banner", "-l", "error", "-f", "json", "-r", str(work / "gl-git.json"),
             "--exit-code", "0",
         ]
@@ -66,7 +83,7 @@ def peer_commands(repo: Path, work: Path, staged: bool = False) -> dict[str, lis
 
 def staged_repo() -> Path:
     """A repository with a 100 MB work tree and one small staged change (cached)."""
-    root = Path(tempfile.gettempdir()) / "poelis-bench-staged-v1"
+    root = cache_dir() / "staged-repo-v1"
     marker = root / ".bench-ready"
     if marker.exists():
         return root
@@ -87,22 +104,46 @@ def staged_repo() -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("repo", type=Path)
+    parser.add_argument("repo", type=Path, nargs="?",
+                        help="a clone or bare mirror (default: a local sqlalchemy mirror)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-peers", dest="peers", action="store_false",
+                        help="leave out Kingfisher and gitleaks")
+    parser.add_argument("--only-history", action="store_true",
+                        help="skip the --staged and --range measurements")
     args = parser.parse_args()
-    ours = shutil.which("poelis-scan") or "poelis-scan"
-    repo = args.repo.resolve()
+    ours = which("poelis-scan") or "poelis-scan"
+    repo = args.repo or find_git_dir("sqlalchemy/sqlalchemy")
+    if repo is None:
+        raise SystemExit("no REPO given and no local mirror of sqlalchemy/sqlalchemy found")
+    repo = repo.resolve()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
-        print(f"== full history of {repo}")
+        counts = subprocess.run(["git", "-C", str(repo), "rev-list", "--all", "--count"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        print(f"== full history of {repo} ({counts} commits)")
         commands = {"poelis-scan": [ours, "git", str(repo), "--quiet", "-o", os.devnull],
-                    "cat-file limit": limit_command(repo), **peer_commands(repo, work)}
-        report(interleaved(commands, args.runs), "poelis-scan", {})
+                    "cat-file limit": limit_command(repo)}
+        if args.peers:
+            commands.update(peer_commands(repo, work))
+        cases = [Case(name, command) for name, command in commands.items()]
+        interleave(cases, args.runs)
+        print("| command | median wall s | min s | median CPU s | peak RSS MB |")
+        print("|---|---|---|---|---|")
+        for case in cases:
+            print(f"| {case.name} | {case.median():.2f} | {min(s.wall for s in case.samples):.2f}"
+                  f" | {case.median('cpu'):.2f} "
+                  f"| {max(s.max_rss_kb for s in case.samples) / 1024:.0f} |")
+        ours_case, limit = cases[0], cases[1]
+        print(f"\npoelis-scan ÷ one cat-file --batch over every blob: "
+              f"**{ours_case.median() / limit.median():.2f}×** (target ≤ 1.0)")
+        if args.only_history:
+            return
 
         staged = staged_repo()
         print(f"\n== --staged, 100 MB work tree ({staged})")
         commands = {"poelis-scan": [ours, "git", str(staged), "--staged", "--quiet"],
-                    **peer_commands(staged, work, staged=True)}
+                    **(peer_commands(staged, work, staged=True) if args.peers else {})}
         report(interleaved(commands, max(args.runs, 10)), "poelis-scan", {})
 
         head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD~10", "HEAD"],
