@@ -144,6 +144,8 @@ def _verify_options() -> list[Callable[..., Any]]:
                      help="Seconds to wait for one API answer (default: 10)."),
         click.option("--verify-concurrency", type=click.IntRange(min=1, max=32),
                      help="API requests in flight at once (default: 4)."),
+        click.option("--no-access-check", is_flag=True,
+                     help="Do not count what a live key opens (workspaces, products)."),
     ]
 
 
@@ -158,6 +160,7 @@ def _verifier(options: dict[str, Any], config: Any = None) -> Any:
             timeout=float(options.get("verify_timeout") or settings.get("timeout") or 10.0),
             concurrency=int(options.get("verify_concurrency") or settings.get("concurrency")
                             or 4),
+            access_check=not options.get("no_access_check"),
         ))
     except VerifyConfigError as error:
         raise FatalError(str(error)) from None
