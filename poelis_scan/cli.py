@@ -141,7 +141,8 @@ def _verify_options() -> list[Callable[..., Any]]:
                      help="Poelis API base URL (default: $POELIS_BASE_URL, then "
                           "configuration, then https://api.poelis.com)."),
         click.option("--verify-timeout", type=click.FloatRange(min=0.1),
-                     help="Seconds to wait for one API answer (default: 10)."),
+                     help="Deadline in seconds for each API request, from connect to "
+                          "last byte (default: 10)."),
         click.option("--verify-concurrency", type=click.IntRange(min=1, max=32),
                      help="API requests in flight at once (default: 4)."),
         click.option("--no-access-check", is_flag=True,

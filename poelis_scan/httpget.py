@@ -91,13 +91,26 @@ class _Reader:
 
 def _connect(scheme: str, host: str, port: int, deadline: float,
              context: ssl.SSLContext | None) -> socket.socket:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise DeadlineExceeded("deadline passed")
-    try:
-        sock = socket.create_connection((host, port), timeout=left)
-    except TimeoutError:
-        raise DeadlineExceeded("deadline passed while connecting") from None
+    # Not socket.create_connection: it gives each address the whole timeout, so a name with
+    # several unreachable addresses would multiply the deadline.
+    last: OSError = OSError("the host name resolves to no address")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("deadline passed while connecting")
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(left)
+            sock.connect(address)
+            break
+        except OSError as error:  # TimeoutError too: the next address, if time is left
+            sock.close()
+            last = error
+    else:
+        if isinstance(last, TimeoutError) or deadline <= time.monotonic():
+            raise DeadlineExceeded("deadline passed while connecting")
+        raise last
     if scheme != "https":
         return sock
     assert context is not None

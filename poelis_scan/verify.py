@@ -56,6 +56,7 @@ ACCESS_PAGE = 100  # workspaces asked for per page of the access count
 ACCESS_NAMES = 5  # workspace names kept in ``verification.access``
 _SAME_WINDOW = 0.5  # seconds: two reset times closer than this name the same window
 _NO_RESET_WINDOW = 1.0  # a budget spent with no (usable) reset time: wait this, then probe
+_STORM = 20  # 429s in a row, run-wide, after which no key is sent any more
 _FAR = 1e7  # seconds (~4 months): any longer wait is "absurd", and time arithmetic stays finite
 _MAX_COUNT = 10**9  # a count beyond this from the server is reported as this
 _EPOCH = 1e9  # an X-RateLimit-Reset above this is a Unix time, not a number of seconds
@@ -335,6 +336,8 @@ class _RateGate:
     - Slow start: until an answer of the window arrives, one request at a time.
     - A wait longer than the caller may spend raises ``_TooLong`` at once instead of sleeping:
       ``X-RateLimit-Reset: 3600`` makes keys ``unknown`` now, not in an hour.
+    - A 429 storm (``_STORM`` answers in a row, whatever the key) ends verification: every
+      key still waiting becomes ``unknown`` rather than 5 more requests each.
     """
 
     def __init__(self) -> None:
@@ -347,6 +350,7 @@ class _RateGate:
         self._inflight = 0
         self._answered = False
         self._stopped = False
+        self._throttled_in_a_row = 0  # 429s since the last other answer, run-wide
 
     def stop(self) -> None:
         with self._cond:
@@ -360,6 +364,9 @@ class _RateGate:
             while True:
                 if self._stopped:
                     raise _Stopped
+                if self._throttled_in_a_row >= _STORM:
+                    raise _TooLong(f"the API answered HTTP 429 to the last {_STORM} requests "
+                                   "in a row: verification gave up to stop adding to the load")
                 now = time.monotonic()
                 if self._reset_at is not None and now >= self._reset_at:
                     self._new_window()
@@ -420,13 +427,18 @@ class _RateGate:
         # open a second "new window" inside the server's current one with a full budget (or
         # end slow start there): the overrun issue 11 measured.
 
-    def release(self, headers: dict[str, str] | None, wait: float | None = None) -> None:
-        """Record an answer (``headers``) or a failure (``None``) of a sent request."""
+    def release(self, headers: dict[str, str] | None, wait: float | None = None,
+                throttled: bool = False) -> None:
+        """Record an answer (``headers``; ``throttled`` for a 429) or a failure (``None``)."""
         with self._cond:
             self._inflight -= 1
             now = time.monotonic()
             if headers is not None:
                 self._record(headers, now)
+            if throttled:
+                self._throttled_in_a_row += 1
+            elif headers is not None:
+                self._throttled_in_a_row = 0
             if wait is not None:
                 self._not_before = max(self._not_before, now + min(wait, _FAR))
             self._cond.notify_all()
@@ -519,14 +531,14 @@ class Verifier:
                     return answer, sent
                 asked = parse_retry_after(answer.headers.get("retry-after"), time.time())
                 if asked is not None and asked > max_wait:
-                    self._gate.release(answer.headers, asked)  # the others need not ask again
+                    self._gate.release(answer.headers, asked, throttled=status == 429)
                     return _Failure(f"HTTP {status}: the API asks to wait {_seconds(asked)}, "
                                     f"longer than this key may wait ({_seconds(max_wait)})",
                                     status, request_id), sent
                 if status == 429:
                     floor = s.min_wait * (1 + 0.25 * random.random())
                     wait = max(asked or 0.0, floor)
-                    self._gate.release(answer.headers, wait)  # everyone waits, not just us
+                    self._gate.release(answer.headers, wait, throttled=True)  # all wait
                     last = _Failure(f"rate limited (HTTP 429) {sent} times", status,
                                     request_id)
                     continue
@@ -690,6 +702,23 @@ class Verifier:
             self.cancel()
             raise
         return {key: verdicts[key] for key in distinct}
+
+
+def describe_access(access: dict[str, Any] | None) -> str:
+    """``opens 3 workspaces, 6 products`` for text and HTML reports ('' without a count).
+
+    An incomplete count says "at least", so a number stopped by the request limit is never
+    read as the whole reach of the key.
+    """
+    if not access:
+        return ""
+
+    def plural(n: Any, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    text = (f"opens {plural(access.get('workspaces'), 'workspace')}, "
+            f"{plural(access.get('products'), 'product')}")
+    return text if access.get("complete") else text.replace("opens ", "opens at least ", 1)
 
 
 def apply_verdicts(findings: Iterable[Any], verifier: Verifier) -> None:

@@ -9,10 +9,14 @@ requests the server saw: that is the behaviour under test, not a speed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
+import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -35,6 +39,7 @@ from poelis_scan.verify import (
     Verifier,
     VerifyConfigError,
     check_base_url,
+    describe_access,
     parse_json,
     parse_reset,
     parse_retry_after,
@@ -64,7 +69,7 @@ def bounded(call: Callable[[], T], guard: float = GUARD) -> T:
     def run() -> None:
         try:
             box["value"] = call()
-        except BaseException as error:  # re-raised in the test's thread below
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread below
             box["error"] = error
 
     thread = threading.Thread(target=run, daemon=True)
@@ -81,7 +86,7 @@ def run_cli(*args: str, guard: float = GUARD) -> CliRun:
     """The real CLI in a subprocess; a run still going after ``guard`` seconds is a hang."""
     try:
         proc = subprocess.run([sys.executable, "-m", "poelis_scan", *args], input=b"",
-                              capture_output=True, timeout=guard)
+                              capture_output=True, timeout=guard, check=False)
     except subprocess.TimeoutExpired:
         pytest.fail(f"hang: poelis-scan {args[0]} was still running after the {guard:g} s guard")
     return CliRun(proc.returncode, proc.stdout.decode("utf-8", "replace"),
@@ -101,7 +106,7 @@ def verdicts_by_key(run: CliRun, keys: list[str]) -> list[dict[str, Any]]:
 
 def gaps(api: Emulator, key: str) -> list[float]:
     times = [r.at for r in api.requests_for(key)]
-    return [b - a for a, b in zip(times, times[1:])]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 def legacy_key() -> str:
@@ -297,8 +302,20 @@ def test_a_429_storm_through_the_cli(tmp_path: Path, api: Emulator) -> None:
         assert min(gaps(api, key)) >= 1.0  # the default floor of one second
     # After every 429 the whole run waits: no request lands within a second of the last 429.
     times = sorted(r.at for r in api.requests)
-    bursts = [b - a for a, b in zip(times, times[1:]) if b - a > 0.5]
+    bursts = [b - a for a, b in itertools.pairwise(times) if b - a > 0.5]
     assert len(bursts) >= 5 and min(bursts) >= 1.0
+
+
+def test_a_run_wide_429_storm_stops_sending(api: Emulator) -> None:
+    keys = [make_key() for _ in range(8)]
+    storm = (429, {"error": "rate_limit_exceeded"}, {"Retry-After": "0"})
+    api.plans = dict.fromkeys(keys, "custom")
+    api.custom = dict.fromkeys(keys, storm)
+    verdicts = bounded(lambda: verifier(api, concurrency=1, min_wait=0.05).verify_many(keys))
+    assert all(v.status == "unknown" for v in verdicts.values())
+    assert len(api.requests) == 20  # four keys of five attempts, then nobody is sent
+    assert [len(api.requests_for(k)) for k in keys] == [5, 5, 5, 5, 0, 0, 0, 0]
+    assert "429 to the last 20 requests in a row" in (verdicts[keys[-1]].detail or "")
 
 
 @pytest.mark.parametrize("send_limit", [True, False], ids=["limit-known", "limit-unknown"])
@@ -444,6 +461,15 @@ def test_an_access_count_cut_by_an_error_is_incomplete(api: Emulator) -> None:
     assert verdict.access["complete"] is False and verdict.access["workspaces"] == 1
 
 
+def test_describe_access() -> None:
+    assert describe_access(None) == ""
+    assert describe_access({"workspaces": 3, "products": 6, "workspace_names": [],
+                            "complete": True, "reason": None}) == "opens 3 workspaces, 6 products"
+    assert describe_access({"workspaces": 1, "products": 1, "workspace_names": [],
+                            "complete": False, "reason": "limit"}) == (
+        "opens at least 1 workspace, 1 product")
+
+
 def test_access_through_the_cli_and_its_switch(tmp_path: Path, api: Emulator) -> None:
     key = make_key()
     api.plans = {key: "live"}
@@ -528,6 +554,57 @@ def test_any_bytes_from_the_server_end_in_a_verdict(answer: bytes) -> None:
     finally:
         server.stop()
     assert verdict.status in ("live", "revoked", "unknown")
+
+
+def test_a_closed_port_is_unknown_after_retries() -> None:
+    with RawServer([]) as server:
+        url = server.base_url
+    verdict = bounded(lambda: Verifier(Settings(base_url=url, backoff=0.05)).verify(make_key()))
+    assert verdict.status == "unknown"
+    assert verdict.detail == "connection failed: ConnectionRefusedError"
+
+
+def test_a_tls_handshake_dripped_byte_by_byte_is_cut_at_the_deadline() -> None:
+    record = b"\x16\x03\x03\x40\x00"  # a TLS handshake record of 16 KiB, sent one byte at a time
+    with RawServer([(record, 0.0), *[(b"\x00", 0.8)] * 200]) as server:
+        url = server.base_url.replace("http://", "https://")
+        verdict = bounded(lambda: Verifier(Settings(base_url=url, timeout=1.5)).verify(make_key()))
+    assert verdict.status == "unknown" and verdict.detail == "timed out after 1.5 s"
+
+
+def test_an_untrusted_certificate_ends_the_exchange_before_the_key_is_sent(
+        tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    heard: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    heard.append(tls.recv(65536))
+            except (ssl.SSLError, OSError):
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
+        verdict = bounded(lambda: Verifier(Settings(base_url=url)).verify(make_key()))
+        thread.join(GUARD)
+    finally:
+        listener.close()
+    assert verdict.status == "unknown"
+    assert verdict.detail == "TLS failure: CERTIFICATE_VERIFY_FAILED"
+    assert heard == []  # the request (and the key in it) never left the client
 
 
 # ---- settings that would hang or overflow -------------------------------------------------
