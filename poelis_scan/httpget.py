@@ -130,10 +130,12 @@ def _connect(scheme: str, host: str, port: int, deadline: float,
 
 
 def _head(reader: _Reader) -> tuple[int, dict[str, str]]:
+    searched = 0  # search only the new bytes (and 3 before them): no quadratic rescans
     while True:
-        found = _HEAD_END.search(reader.buffer)
+        found = _HEAD_END.search(reader.buffer, searched)
         if found:
             break
+        searched = max(len(reader.buffer) - 3, 0)
         if len(reader.buffer) > MAX_HEADER_BYTES:
             raise HttpError(f"answer headers over {MAX_HEADER_BYTES // 1024} KiB")
         if not reader.fill():

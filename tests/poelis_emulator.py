@@ -218,7 +218,8 @@ class Emulator:
                 "X-Request-ID": f"req_{auth}"}
         if plan == "custom":
             return self.custom[key or ""]
-        ok: tuple[int, Any, dict[str, str]] = (200, {"items": [{"id": "ws_1", "name": "Workspace"}], "count": 1}, {})
+        ok: tuple[int, Any, dict[str, str]] = (
+            200, {"items": [{"id": "ws_1", "name": "Workspace"}], "count": 1}, {})
         if plan == "revoked":
             return 401, {"error": "unauthorized"}, {}
         if plan == "forbidden":
