@@ -85,9 +85,12 @@ def _verify_options() -> list[Callable[..., Any]]:
                      help="Poelis API base URL (default: $POELIS_BASE_URL, then "
                           "configuration, then https://api.poelis.com)."),
         click.option("--verify-timeout", type=click.FloatRange(min=0.1),
-                     help="Seconds to wait for one API answer (default: 10)."),
+                     help="Deadline in seconds for each API request, from connect to "
+                          "last byte (default: 10)."),
         click.option("--verify-concurrency", type=click.IntRange(min=1, max=32),
                      help="API requests in flight at once (default: 4)."),
+        click.option("--no-access-check", is_flag=True,
+                     help="Do not count what a live key opens (workspaces, products)."),
     ]
 
 
@@ -109,6 +112,7 @@ def _request(options: dict[str, Any]) -> Any:
         results=frozenset(wanted) if wanted is not None else None,
         base_url=options.get("base_url"), verify_timeout=options.get("verify_timeout"),
         verify_concurrency=options.get("verify_concurrency"),
+        access_check=not options.get("no_access_check"),
     )
 
 

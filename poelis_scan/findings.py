@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .detect.grammar import Confidence, redact, secret_sha256
+from .detect.redaction import clean_external
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -106,16 +107,31 @@ class Suppression:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """What the API said about one key (never the key itself)."""
+    """What the API said about one key (never the key itself).
+
+    ``detail`` and ``request_id`` may quote the server; they are cleaned (no control
+    characters, no key-shaped text, bounded length) when the verdict is made, so that no
+    report, ``repr`` or log line can carry what a hostile server echoed.
+    """
 
     status: str  # live | revoked | unknown | unverified
     http_status: int | None = None
     detail: str | None = None
     request_id: str | None = None
+    access: dict[str, Any] | None = None  # what a live key opens (see Verifier._access)
+
+    def __post_init__(self) -> None:
+        if self.detail is not None:
+            object.__setattr__(self, "detail", clean_external(self.detail, 300))
+        if self.request_id is not None:
+            object.__setattr__(self, "request_id", clean_external(self.request_id, 128))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "http_status": self.http_status, "detail": self.detail,
-                "request_id": self.request_id}
+        out: dict[str, Any] = {"status": self.status, "http_status": self.http_status,
+                               "detail": self.detail, "request_id": self.request_id}
+        if self.access is not None:
+            out["access"] = self.access
+        return out
 
 
 UNVERIFIED = Verdict("unverified")

@@ -240,6 +240,7 @@ class Request:
     base_url: str | None = None
     verify_timeout: float | None = None
     verify_concurrency: int | None = None
+    access_check: bool = True  # after a live verdict, count what the key opens
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,7 @@ def verifier(request: Request, config: Config | None = None) -> Verifier:
         base_url=resolve_base_url(request.base_url, settings.get("base-url")),
         timeout=float(request.verify_timeout or settings.get("timeout") or 10.0),
         concurrency=int(request.verify_concurrency or settings.get("concurrency") or 4),
+        access_check=request.access_check,
     ))
 
 
