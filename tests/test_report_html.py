@@ -32,7 +32,8 @@ from poelis_emulator import Emulator
 from services import chromium
 
 from poelis_scan.detect.grammar import Confidence
-from poelis_scan.findings import Finding, Location
+from poelis_scan.detect.redaction import clean_external
+from poelis_scan.findings import Finding, GitOrigin, Location, Verdict
 from poelis_scan.report import ReportContext, render
 from poelis_scan.stats import Stats
 
@@ -200,7 +201,16 @@ def assert_png(path: Path) -> None:
 
 # ---- in-process rendering ------------------------------------------------------------------
 
+def git_origin(**fields: Any) -> GitOrigin:
+    """A typed git origin from the JSON-shaped fields a test names."""
+    fields["refs"] = tuple(fields.get("refs", ()))
+    return GitOrigin(blob=fields.get("commit") or "c" * 40, object_type="blob",
+                     repository="/r", **fields)
+
+
 def finding(key: str, path: str, **extra: Any) -> Finding:
+    if "git" in extra:
+        extra["origin"] = git_origin(**extra.pop("git"))
     return Finding(secret=key, confidence=Confidence.HIGH, reason="random body",
                    location=Location(path, 3, 5, 5 + len(key)), display_path=path, **extra)
 
@@ -213,11 +223,10 @@ def test_render_embeds_the_json_findings_and_never_a_key_even_with_reveal() -> N
                     "commit": "a" * 40, "kind": "commit-message", "author": "<b>Eve</b>",
                     "email": "eve@example.invalid", "date": "2026-01-04T10:00:00+01:00",
                     "refs": ["refs/heads/main"]})]
-    findings[0].verification = {"status": "live", "http_status": 200, "detail": None,
-                                "request_id": None,
-                                "access": {"workspaces": 3, "products": 6,
-                                           "workspace_names": ["</script><!--"],
-                                           "complete": True}}
+    findings[0].verification = Verdict("live", 200, None, None,
+                                       {"workspaces": 3, "products": 6,
+                                        "workspace_names": ["</script><!--"],
+                                        "complete": True})
     stats = Stats(files_scanned=2, bytes_scanned=100)
     html = render("html", findings, stats, reveal=True, context=ReportContext(root="/r")).text
     assert_no_key(html, keys)
@@ -271,8 +280,7 @@ def test_any_text_in_any_field_stays_data(path: str, author: str, ref: str, deta
     f = finding(key, path, git={"commit": "b" * 40, "kind": "blob", "author": author,
                                 "email": ref, "date": None, "refs": [ref]})
     f.location.member = member or None
-    f.verification = {"status": "unknown", "http_status": 403, "detail": detail,
-                      "request_id": None}
+    f.verification = Verdict("unknown", 403, detail, None)
     html = render("html", [f], Stats(files_scanned=1), context=ReportContext(root=path)).text
     assert html.count("<script") == 2 and html.lower().count("</script") == 2
     assert "<!--" not in html
@@ -280,7 +288,9 @@ def test_any_text_in_any_field_stays_data(path: str, author: str, ref: str, deta
     (entry,) = data["findings"]
     assert entry["location"]["path"] == path and entry["location"]["member"] == (member or None)
     assert entry["git"]["author"] == author and entry["git"]["refs"] == [ref]
-    assert entry["verification"]["detail"] == detail and data["root"] == path
+    # A verdict cleans what a server said (no control characters, no key, bounded length).
+    assert entry["verification"]["detail"] == clean_external(detail, 300)
+    assert data["root"] == path
     assert_no_key(html, [key])
 
 
@@ -415,14 +425,12 @@ def test_reports_with_no_findings_say_what_was_covered(tmp_path: Path, browser: 
 def test_what_a_live_key_opens_is_shown(tmp_path: Path, browser: Browser) -> None:
     """``verification.access`` (filled by the access check) renders as "opens N workspaces"."""
     full, partial = finding(make_key(), "a.env"), finding(make_key(), "b.env")
-    full.verification = {"status": "live", "http_status": 200, "detail": None,
-                         "request_id": None,
-                         "access": {"workspaces": 3, "products": 6, "complete": True,
-                                    "workspace_names": ["Rockets", "<b>Moon</b>"]}}
-    partial.verification = {"status": "live", "http_status": 200, "detail": None,
-                            "request_id": None,
-                            "access": {"workspaces": 1, "products": 250, "complete": False,
-                                       "workspace_names": ["Big"]}}
+    full.verification = Verdict("live", 200, None, None,
+                                {"workspaces": 3, "products": 6, "complete": True,
+                                 "workspace_names": ["Rockets", "<b>Moon</b>"]})
+    partial.verification = Verdict("live", 200, None, None,
+                                   {"workspaces": 1, "products": 250, "complete": False,
+                                    "workspace_names": ["Big"]})
     page = tmp_path / "access.html"
     page.write_text(render("html", [full, partial], Stats(files_scanned=2),
                            context=ReportContext()).text)
