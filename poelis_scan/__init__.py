@@ -47,8 +47,8 @@ _LAZY = {
     "ScanResult": "findings",
     "ScanError": "errors",
     "Stats": "stats",
-    "scan_paths": "run",
-    "scan_git": "run",
+    "scan_paths": "pipeline",
+    "scan_git": "pipeline",
     "GitError": "sources.git.plumbing",
 }
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from .detect.matches import Match, scan_bytes
     from .errors import ScanError
     from .findings import FileOrigin, Finding, GitOrigin, Location, ScanResult
-    from .run import scan_git, scan_paths
+    from .pipeline import scan_git, scan_paths
     from .sources.git.plumbing import GitError
     from .stats import Stats
 

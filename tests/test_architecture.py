@@ -111,7 +111,7 @@ LAYERS: list[set[str]] = [
     {"scan"},
     {"findings"},
     {"sources", "triage", "verify"},
-    {"report", "console"},
+    {"report", "console", "pipeline"},
     {"run"},
     {"cli", "__main__", ""},
 ]

@@ -39,12 +39,9 @@ class Selection:
     lister: ObjectLister | None = None
 
     @property
-    def small(self) -> bool:
-        """Few objects (a staged change, a short push): Hyperscan's import would not pay off."""
-        return isinstance(self.objects, list) and len(self.objects) <= SMALL_OBJECTS
-
-
-SMALL_OBJECTS = 200  # fewer objects than this are not worth starting workers for
+    def count(self) -> int | None:
+        """How many objects, when known before reading them (a range, the index)."""
+        return len(self.objects) if isinstance(self.objects, list) else None
 
 
 def select(repo: Repository, mode: Mode, since_commit: str | None = None,
