@@ -8,7 +8,7 @@ notification, GitLab ``scan.status: failure``.
 
 Standard library only, and written for any Python 3 the runner may have, because it must work
 exactly when installing poelis-scan did not. The project's URL and version are read from
-``poelis_scan/__init__.py`` next to it, so there is still one place that declares them.
+``poelis_scan/version.py`` next to it, so there is still one place that declares them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-PACKAGE_INIT = Path(__file__).resolve().parent.parent / "poelis_scan" / "__init__.py"
+PACKAGE_INIT = Path(__file__).resolve().parent.parent / "poelis_scan" / "version.py"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 GITLAB_SCHEMA = ("https://gitlab.com/gitlab-org/security-products/security-report-schemas/-/raw/"
                  "v15.2.1/dist/secret-detection-report-format.json")
