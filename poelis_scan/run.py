@@ -141,7 +141,8 @@ def scan_paths(
     if files.STDIN in roots:  # read here: workers have no standard input
         found += _collect(stats, [files.scan_batch([files.stdin_task()], settings)], listeners)
         roots = [r for r in roots if r != files.STDIN]
-    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners))
+    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners),
+                      partial(_warned, stats, listeners))
     head, tasks = _peek(walk, SERIAL_BELOW)
     small = len(head) < SERIAL_BELOW
     if small and files.total_size(head) < LIGHT_SCAN_BYTES:

@@ -274,3 +274,23 @@ def test_struct_formats_match_the_zip_specification() -> None:
     assert (zipfmt.LOCAL.size, zipfmt.CENTRAL.size, zipfmt.END.size) == (30, 46, 22)
     assert (zipfmt.ZIP64_END.size, zipfmt.ZIP64_LOCATOR.size) == (56, 20)
     assert struct.calcsize("<L") == 4 and zlib.crc32(b"") == 0
+
+
+# ---- 17. a ".git" that is not a repository is content, and said so ------------------------
+
+def test_a_dot_git_that_is_not_a_repository_is_scanned_and_reported(tmp_path: Path) -> None:
+    from conftest import git
+
+    keys = [make_key(), make_key(), make_key()]
+    (tmp_path / "fake" / ".git").mkdir(parents=True)
+    (tmp_path / "fake" / ".git" / "notes").write_text(f"K={keys[0]}\n")
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / ".git").write_text(f"K={keys[1]}\n")
+    real = tmp_path / "real"
+    real.mkdir()
+    git(real, "init", "-q")
+    (real / ".git" / "description").write_text(f"K={keys[2]}\n")  # history is git's job
+    findings, stats, stderr = scan_json(str(tmp_path))
+    assert sorted(f["location"]["path"] for f in findings) == ["fake/.git/notes", "file/.git"]
+    assert stats["warnings"] == {"not_a_repository": 2}
+    assert stderr.count("named .git but not a git repository") == 2
