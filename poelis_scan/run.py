@@ -133,7 +133,8 @@ def scan_paths(
     from .sources import files
 
     started = time.perf_counter()
-    settings = ScanSettings(decode=decode)
+    # Below the floor, matches are counted where they are found, not carried to this process.
+    settings = ScanSettings(decode=decode, hidden_below=Confidence(min_confidence).rank)
     stats = Stats()
     listeners = _Listeners(on_skip, on_warning, on_progress)
     roots = [os.fspath(p) for p in paths]

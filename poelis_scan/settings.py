@@ -47,6 +47,10 @@ class ScanSettings:
     decode: bool = True
     engine: Engine = "auto"
     limits: Limits = Limits()
+    # Matches whose confidence rank is below this (0: none; 1: ``low`` ones when the floor is
+    # ``high``) are counted as they are found, not kept: 500,000 copies of the documented
+    # example key cost a counter, not 500,000 findings held in memory.
+    hidden_below: int = 0
 
 
 DEFAULT = ScanSettings()

@@ -294,3 +294,34 @@ def test_a_dot_git_that_is_not_a_repository_is_scanned_and_reported(tmp_path: Pa
     assert sorted(f["location"]["path"] for f in findings) == ["fake/.git/notes", "file/.git"]
     assert stats["warnings"] == {"not_a_repository": 2}
     assert stderr.count("named .git but not a git repository") == 2
+
+
+# ---- 7. candidate floods: hidden matches are counted, not held ------------------------------
+
+FLOOD_MAKER = """
+import sys
+from poelis_scan.detect.grammar import DOCUMENTED_EXAMPLE_BODY
+line = ("POELIS_API_KEY=poelis_api_" + DOCUMENTED_EXAMPLE_BODY + "\\n").encode()
+with open(sys.argv[1], "wb") as out:
+    for _ in range(50):
+        out.write(line * 10_000)
+    out.write(("REAL=" + sys.argv[2] + "\\n").encode())
+"""
+
+
+def test_a_flood_of_example_keys_costs_bounded_memory(tmp_path: Path) -> None:
+    k = make_key()
+    flood = tmp_path / "flood.env"
+    subprocess.run([sys.executable, "-c", FLOOD_MAKER, str(flood), k], check=True)
+    assert flood.stat().st_size > 28 << 20
+    proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", "scan", str(flood),
+                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1, stderr
+    assert usage.ru_maxrss < 200 * 1024  # KiB
+    report = json.loads(stdout)
+    assert [(f["location"]["line"], f["confidence"]) for f in report["findings"]] == [
+        (500_001, "high")]
+    assert report["stats"]["findings_below_confidence"] == 500_000

@@ -582,14 +582,16 @@ def scan_container(stream: IO[bytes], kind: str, name: str,
     place is reported once, as the member (see the module's docstring).
     """
     limits = settings.limits
-    budget = _Budget(settings, limits.max_total_bytes, name.rsplit("/", 1)[-1],
-                     entries_left=limits.max_members)
+    floor = settings.hidden_below
+    budget = _Budget(replace(settings, hidden_below=0), limits.max_total_bytes,
+                     name.rsplit("/", 1)[-1], entries_left=limits.max_members)
     found: list[_Hit] = []
     size = _remaining_size(stream) or 0
     _scan_container(stream, kind, None, budget, 1, found)
-    merged = merge([(lm, lm.offset) for lm in raw or ()], found)
-    return StreamResult([lm for lm, _ in merged], size, budget.notes, budget.members,
-                        budget.expanded)
+    merged = [lm for lm, _ in merge([(lm, lm.offset) for lm in raw or ()], found)]
+    kept = [lm for lm in merged if lm.match.confidence.rank >= floor] if floor else merged
+    return StreamResult(kept, size, budget.notes, budget.members, budget.expanded,
+                        hidden=len(merged) - len(kept))
 
 
 def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str,
@@ -601,7 +603,7 @@ def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str,
     cap = settings.limits.max_spool_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         tee, counts = _tee(prefixed(head, readinto), spool, cap)  # type: ignore[arg-type]
-        raw = scan_stream(tee, settings=settings)
+        raw = scan_stream(tee, settings=replace(settings, hidden_below=0))
         spool.seek(0)
         result = scan_container(spool, kind, name, settings, raw.matches)  # type: ignore[arg-type]
     result.size = raw.size

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 
-from ..detect.matches import find_matches
 from ..settings import DEFAULT, ScanSettings
 from .archives import HEAD_SIZE, container_kind, scan_container, scan_spooled_stream
 from .stream import (
     CHUNK_SIZE,
     ReadInto,
     StreamResult,
+    find_window,
     give_back,
+    visible,
     locate,
     prefixed,
     read_head,
@@ -42,14 +44,18 @@ def scan_fd(fd: int, name: str = "", settings: ScanSettings = DEFAULT) -> Stream
     try:
         filled = os.readv(fd, [buf])
         kind = container_kind(bytes(buf[: min(filled, HEAD_SIZE)]))
+        # An archive's two views are merged before anything is hidden (a key seen both ways
+        # is one finding, and counted once).
+        raw_settings = settings if kind is None else replace(settings, hidden_below=0)
         if filled < CHUNK_SIZE:
-            matches = find_matches(buf, 0, filled, filled, settings)
-            raw = StreamResult(locate(buf, matches) if matches else [], filled)
+            matches, hidden = visible(find_window(buf, 0, filled, filled, settings),
+                                      raw_settings)
+            raw = StreamResult(locate(buf, matches) if matches else [], filled, hidden=hidden)
         else:
             view = memoryview(buf)
             try:
-                raw = scan_windows(lambda b: os.readv(fd, [b]),
-                                   lambda o, n: os.pread(fd, n, o), buf, view, filled, settings)
+                raw = scan_windows(lambda b: os.readv(fd, [b]), lambda o, n: os.pread(fd, n, o),
+                                   buf, view, filled, raw_settings)
             finally:
                 view.release()
     finally:
@@ -67,11 +73,14 @@ def scan_buffer(data: bytes, name: str = "", settings: ScanSettings = DEFAULT,
                 archives: bool = True) -> StreamResult:
     """Scan bytes already in memory (a git object). ``archives=False`` for content that is
     never an archive even if it starts like one (a commit message)."""
-    matches = find_matches(data, settings=settings)
-    raw = locate(data, matches) if matches else []
     kind = container_kind(data[:HEAD_SIZE]) if archives else None
+    matches = find_window(data, 0, len(data), len(data), settings)
+    hidden = 0
     if kind is None:
-        return StreamResult(raw, len(data))
+        matches, hidden = visible(matches, settings)
+    raw = locate(data, matches) if matches else []
+    if kind is None:
+        return StreamResult(raw, len(data), hidden=hidden)
     result = scan_container(io.BytesIO(data), kind, name, settings, raw)
     result.size = len(data)
     return result

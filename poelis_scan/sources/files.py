@@ -214,6 +214,7 @@ def scan_batch(tasks: list[FileTask], settings: ScanSettings) -> Batch[Finding]:
             continue
         files += 1
         out.size += result.size
+        out.below_confidence += result.hidden
         if result.matches:
             report_path, display_path = task.report_path, task.display_path
             out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
