@@ -22,10 +22,20 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..settings import DEFAULT, Limits, ScanSettings
-from .stream import LocatedMatch, ReadInto, StreamResult, prefixed, read_head, scan_stream
+from .stream import (
+    LocatedMatch,
+    ReadInto,
+    StreamResult,
+    prefixed,
+    read_head,
+    scan_stream,
+)
+
+if TYPE_CHECKING:
+    from .zipfmt import Entry
 
 HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
 SPOOL_IN_MEMORY = 8 << 20
@@ -255,12 +265,12 @@ def _scan_member(source: _Source, name: str, compressed: int | None, budget: _Bu
         found.extend(_named(result.matches, name, base))
         return
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        tee, _ = _tee(reader.readinto, spool)  # type: ignore[arg-type]
+        tee, _ = _tee(reader.readinto, spool)
         raw = scan_stream(tee, settings=budget.settings)
         reader.report_damage()
         spool.seek(0)
         inner: list[_Hit] = []
-        _scan_container(spool, kind, name, budget, depth + 1, inner)  # type: ignore[arg-type]
+        _scan_container(spool, kind, name, budget, depth + 1, inner)
     merged = merge(_named(raw.matches, name, 0), inner)
     found.extend((lm, None if at is None or base is None else base + at) for lm, at in merged)
 
@@ -369,7 +379,7 @@ def _scan_zip_local(stream: IO[bytes], outer: str | None, budget: _Budget, depth
                                       if damage else ""))
 
 
-def _scan_zip_member(stream: IO[bytes], entry: Any, start: int, name: str, budget: _Budget,
+def _scan_zip_member(stream: IO[bytes], entry: Entry, start: int, name: str, budget: _Budget,
                      depth: int, found: list[_Hit], damage: list[str] | None = None
                      ) -> int | None:
     """One zip member from its data; returns where its data ends, when that is known.
@@ -426,11 +436,12 @@ def _recording_header() -> Any:
 
         class Recording(tarfile_module.TarInfo):
             @classmethod
-            def fromtarfile(cls, tarfile: Any) -> Any:  # noqa: A002 (tarfile's own name)
+            def fromtarfile(cls, tarfile: Any) -> Any:  # the name tarfile gives it
                 try:
                     return super().fromtarfile(tarfile)
                 except tarfile_module.HeaderError as error:
-                    if not isinstance(error, tarfile_module.EOFHeaderError):
+                    end_of_archive = getattr(tarfile_module, "EOFHeaderError", ())
+                    if not isinstance(error, end_of_archive):
                         tarfile.poelis_damage = (tarfile.offset, _describe(error))
                     raise
 
@@ -472,7 +483,9 @@ def _scan_tar(stream: Any, outer: str | None, budget: _Budget, depth: int,
     problems: list[str] = [] if damage is None else damage
     archive: Any = None
     try:
-        archive = tarfile.open(fileobj=stream, mode="r|", tarinfo=_recording_header())
+        # Closed in ``finally``, which also reads why it stopped: no ``with`` here.
+        archive = tarfile.open(  # noqa: SIM115
+            fileobj=stream, mode="r|", tarinfo=_recording_header())
         while (info := archive.next()) is not None:
             archive.members.clear()  # stream mode keeps every header: not 100k of them
             if not budget.take_entry(where):
@@ -602,15 +615,15 @@ def scan_spooled_stream(readinto: ReadInto, head: bytes, kind: str, name: str,
     bytes, and a warning says how much the archive view did not see."""
     cap = settings.limits.max_spool_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
-        tee, counts = _tee(prefixed(head, readinto), spool, cap)  # type: ignore[arg-type]
+        tee, counts = _tee(prefixed(head, readinto), spool, cap)
         raw = scan_stream(tee, settings=replace(settings, hidden_below=0))
         spool.seek(0)
-        result = scan_container(spool, kind, name, settings, raw.matches)  # type: ignore[arg-type]
+        result = scan_container(spool, kind, name, settings, raw.matches)
     result.size = raw.size
     kept, seen = counts
     if seen > kept:
-        result.notes.append(("archive_limit", f"{name or 'stream'}: only its first {kept} bytes "
-                                              f"were read as a {kind} (spool limit "
-                                              f"{cap} bytes); the other {seen - kept} bytes "
-                                              "were scanned as they are, not as an archive"))
+        message = (f"{name or 'stream'}: only its first {kept} bytes were read as a {kind} "
+                   f"(spool limit {cap} bytes); the other {seen - kept} bytes were scanned as "
+                   "they are, not as an archive")
+        result.notes.append(("archive_limit", message))
     return result

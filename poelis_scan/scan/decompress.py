@@ -9,13 +9,19 @@ is delivered, and damage only ends the stream: ``error`` says what happened.
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any, Protocol
 
 INPUT_PIECE = 64 << 10
 OUTPUT_PIECE = 1 << 20
 
 # Where one stream of a format may be followed by another (``cat a.gz b.gz``): its magic.
 _NEXT_MAGIC = {"gzip": b"\x1f\x8b", "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00"}
+
+
+class Readable(Protocol):
+    """Where compressed bytes come from: a file, or a slice of one (a zip member)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def _decompressor(kind: str) -> Any:
@@ -48,7 +54,7 @@ class Decompressing:
     without sizes in its header ends where its deflate stream does).
     """
 
-    def __init__(self, stream: IO[bytes], kind: str, limit: int | None = None) -> None:
+    def __init__(self, stream: Readable, kind: str, limit: int | None = None) -> None:
         self._stream = stream
         self._kind = kind
         self._left = limit
@@ -68,7 +74,7 @@ class Decompressing:
             unused += len(self._decomp.unused_data)
         elif self._zlib:
             unused += len(self._decomp.unconsumed_tail)
-        return self._read_in - unused
+        return int(self._read_in - unused)
 
     def _read_input(self) -> bytes:
         size = INPUT_PIECE if self._left is None else min(INPUT_PIECE, self._left)

@@ -304,7 +304,11 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return lambda: None
     signal.signal(signal.SIGTERM, _on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return restore
 
 
 def run_batches(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,

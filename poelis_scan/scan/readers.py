@@ -22,13 +22,13 @@ from .stream import (
     StreamResult,
     find_window,
     give_back,
-    visible,
     locate,
     prefixed,
     read_head,
     scan_stream,
     scan_windows,
     take_buffer,
+    visible,
 )
 
 

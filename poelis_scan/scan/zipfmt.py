@@ -154,7 +154,7 @@ def local_data_start(stream: IO[bytes], entry: Entry) -> int:
     if len(header) < LOCAL.size or header[:4] != LOCAL_MAGIC:
         raise ZipDamage(f"no local header at offset {entry.header_offset}")
     name_len, extra_len = LOCAL.unpack(header)[9:11]
-    return entry.header_offset + LOCAL.size + name_len + extra_len
+    return entry.header_offset + LOCAL.size + int(name_len) + int(extra_len)
 
 
 def local_entry(stream: IO[bytes], offset: int) -> tuple[Entry, int] | None:
