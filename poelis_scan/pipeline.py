@@ -128,7 +128,8 @@ def scan_paths(
     from .sources import files
 
     started = time.perf_counter()
-    settings = ScanSettings(decode=decode)
+    # Below the floor, matches are counted where they are found, not carried to this process.
+    settings = ScanSettings(decode=decode, hidden_below=Confidence(min_confidence).rank)
     stats = Stats()
     listeners = _Listeners(on_skip, on_warning, on_progress)
     roots = [os.fspath(p) for p in paths]
@@ -136,7 +137,8 @@ def scan_paths(
     if files.STDIN in roots:  # read here: workers have no standard input
         found += _collect(stats, [files.scan_batch([files.stdin_task()], settings)], listeners)
         roots = [r for r in roots if r != files.STDIN]
-    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners))
+    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners),
+                      partial(_warned, stats, listeners))
     head, tasks = _peek(walk, SERIAL_BELOW)
     small = len(head) < SERIAL_BELOW
     if small and files.total_size(head) < LIGHT_SCAN_BYTES:

@@ -25,6 +25,13 @@ class Limits:
     # allowance is large; it exists to stop a bomb early, the byte caps stop it for sure.
     max_ratio: int = 200
     ratio_free: int = 64 << 20
+    # Archive entries read per outer file, all nesting levels together, each counted before it
+    # is opened: bounds the per-entry cost of a central directory of a million entries.
+    max_members: int = 100_000
+    # An archive arriving on a pipe (standard input, a large git blob) is copied to a spool
+    # file (memory, then $TMPDIR) for the archive view, up to this; every byte is scanned as
+    # it is whatever its size, and a warning says what the archive view did not see.
+    max_spool_bytes: int = 4 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,10 @@ class ScanSettings:
     decode: bool = True
     engine: Engine = "auto"
     limits: Limits = Limits()
+    # Matches whose confidence rank is below this (0: none; 1: ``low`` ones when the floor is
+    # ``high``) are counted as they are found, not kept: 500,000 copies of the documented
+    # example key cost a counter, not 500,000 findings held in memory.
+    hidden_below: int = 0
 
 
 DEFAULT = ScanSettings()

@@ -37,6 +37,7 @@ class Batch(Generic[T]):
     notes: list[Skip] = field(default_factory=list)
     members: int = 0
     expanded: int = 0
+    below_confidence: int = 0  # matches under the confidence floor: counted, never sent
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class Stats:
         self.bytes_scanned += batch.size
         self.archive_members_scanned += batch.members
         self.archive_bytes_expanded += batch.expanded
+        self.findings_below_confidence += batch.below_confidence
 
     @property
     def items_scanned(self) -> int:

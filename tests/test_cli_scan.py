@@ -199,7 +199,8 @@ def test_symlinks_not_followed_and_git_dir_skipped(tmp_path: Path) -> None:
     tree.mkdir()
     (tree / "link-dir").symlink_to(outside)
     (tree / "link-file.env").symlink_to(outside / "secret.env")
-    (tree / ".git").mkdir()
+    (tree / ".git" / "objects").mkdir(parents=True)  # a repository: history is git's job
+    (tree / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (tree / ".git" / "config").write_text(f"K={make_key()}\n")
     (tree / "ok.txt").write_text("fine\n")
     run = run_cli("scan", str(tree), "--format", "json")

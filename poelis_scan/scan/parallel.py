@@ -14,16 +14,26 @@ pickling machinery), 10% of a whole 500 MB scan, and its feeder thread competes 
 workers for a core. Forking and two pipes per worker is all a scan needs: the parent sends
 pickled items and reads pickled results, driven by one ``poll`` loop with non-blocking writes
 so that neither side can block the other however large an item or a result is.
+
+Workers die with their parent: a SIGKILLed parent (``docker stop`` after its grace period, a CI
+cancellation) leaves no worker scanning on. On Linux each worker asks the kernel for SIGKILL
+when its parent dies (``PR_SET_PDEATHSIG``); everywhere, a worker exits at end-of-file on its
+task pipe. ``die_with_parent`` is the same request for any child process (``preexec_fn`` of a
+``git cat-file``). A SIGTERM of the parent (``kill PID``, ``docker stop``) is handled like
+Ctrl-C: workers are stopped and the command ends with one line and status 130.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import select
 import signal
 import struct
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -82,9 +92,38 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int) -> None:
-    """Worker body: read an item, send back ("ok", result) or ("error", text), until EOF."""
+_PR_SET_PDEATHSIG = 1
+@functools.cache
+def _load_prctl() -> Any:
+    """libc's ``prctl`` where there is one (Linux), loaded before forking so that a child
+    does not pay for ``ctypes``; ``False`` elsewhere."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            return ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            pass
+    return False
+
+
+def die_with_parent(parent: int | None = None, sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux; elsewhere a
+    no-op), and exit at once if the parent (``parent``, a pid) is already gone. Call it in a
+    forked child, or as ``preexec_fn`` of a subprocess: ``preexec_fn=die_with_parent``."""
+    prctl = _load_prctl()
+    if prctl:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if parent is not None and os.getppid() != parent:  # died before the request was made
+        os._exit(1)
+
+
+def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int, parent: int) -> None:
+    """Worker body: read an item, send back ("ok", result) or ("error", text), until EOF (the
+    parent closed the pipe, or died)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports, workers just stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+    die_with_parent(parent)
     while True:
         header = _read_exact(task_fd, _HEADER.size)
         if header is None:
@@ -101,6 +140,8 @@ def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int) -> None:
 
 def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
     workers: list[_Worker] = []
+    parent = os.getpid()
+    _load_prctl()
     for _ in range(jobs):
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
@@ -113,7 +154,7 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
                 for other in workers:
                     os.close(other.task_fd)
                     os.close(other.result_fd)
-                _child(func, task_r, result_w)
+                _child(func, task_r, result_w, parent)
             except BaseException:
                 status = 1
             finally:
@@ -237,12 +278,46 @@ def _guarded(func: Callable[[T], R], where: str) -> Callable[[T], R]:
     return call
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwound like Ctrl-C, so that workers are stopped and the command ends
+    with one line (``cli`` reports a ``KeyboardInterrupt`` as "interrupted", status 130)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Handle SIGTERM like Ctrl-C while a scan runs; returns what undoes it. Only from the main
+    thread, and only where nobody else handles SIGTERM (an embedding program keeps its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return restore
+
+
 def run_batches(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,
                 cleanup: Callable[[], None] | None = None) -> Iterator[R]:
     """``func`` over ``items`` as ``executor`` says (``process`` falls back to threads where
     there is no ``os.fork``); ``jobs <= 1`` runs in this process. ``cleanup`` runs in this
     process once the serial or threaded work is over (forked workers end with their process).
-    Results come in completion order; a failure is a ``WorkerError``."""
+    Results come in completion order; a failure is a ``WorkerError``. While it runs, SIGTERM
+    unwinds like Ctrl-C (``Terminated``)."""
+    restore = _sigterm_as_interrupt()
+    try:
+        yield from _run(func, items, jobs, executor, cleanup)
+    finally:
+        restore()
+
+
+def _run(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,
+         cleanup: Callable[[], None] | None) -> Iterator[R]:
     if executor == "process" and jobs > 1 and hasattr(os, "fork"):
         yield from fork_map(func, items, jobs)
         return

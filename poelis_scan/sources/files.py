@@ -3,7 +3,9 @@ and the worker body that reads a batch of them.
 
 The walk uses ``os.scandir`` directly (the directory entry already says whether it is a file, a
 directory or a link, so no extra ``stat`` per file), never follows symbolic links, and never
-descends into ``.git``: history is the ``git`` command's job.
+descends into a repository's ``.git``: history is the ``git`` command's job. A ``.git`` that is
+not a repository (no ``HEAD`` and ``objects``, or a file that is not a ``gitdir:`` pointer) is
+ordinary content, scanned like any other, and a warning says so: a name must not hide a key.
 """
 
 from __future__ import annotations
@@ -76,22 +78,40 @@ def _join(prefix: str, name: str) -> str:
 
 
 def walk(
-    roots: list[str], excluder: Excluder, on_skip: Callable[[Skip], None]
+    roots: list[str], excluder: Excluder, on_skip: Callable[[Skip], None],
+    on_warning: Callable[[Skip], None] | None = None,
 ) -> Iterator[FileTask]:
     """Every regular file under ``roots`` (files named directly are taken as they are).
 
-    Standard input is not walked: the scanner reads it in the main process.
+    Standard input is not walked: the scanner reads it in the main process. ``on_warning``
+    hears of a ``.git`` that is not a repository (scanned as content).
     """
     for root in roots:
         prefix = _report_prefix(root)
         if not os.path.isdir(root):
             yield FileTask(root, "", root, prefix or os.path.basename(root))
             continue
-        yield from _walk_directory(root, prefix, excluder, on_skip)
+        yield from _walk_directory(root, prefix, excluder, on_skip, on_warning or on_skip)
+
+
+def is_repository_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether a ``.git`` entry is a repository (a directory with ``HEAD`` and ``objects``) or
+    points at one (a file starting ``gitdir:``, as in worktrees and submodules)."""
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            return (os.path.isfile(os.path.join(entry.path, "HEAD"))
+                    and os.path.isdir(os.path.join(entry.path, "objects")))
+        if entry.is_file(follow_symlinks=False):
+            with open(entry.path, "rb") as handle:
+                return handle.read(8) == b"gitdir: "
+    except OSError:
+        return False
+    return False
 
 
 def _walk_directory(
-    root: str, prefix: str, excluder: Excluder, on_skip: Callable[[Skip], None]
+    root: str, prefix: str, excluder: Excluder, on_skip: Callable[[Skip], None],
+    on_warning: Callable[[Skip], None],
 ) -> Iterator[FileTask]:
     # Shown as typed, minus a leading "./": what a user can paste back into a shell.
     shown = "" if os.path.normpath(root) == "." else root.rstrip("/") or "/"
@@ -108,7 +128,10 @@ def _walk_directory(
         for entry in listing:
             name = entry.name
             if name == ".git":
-                continue
+                if is_repository_dir(entry):
+                    continue
+                on_warning(Skip(printable_path(entry.path), "not_a_repository",
+                                "named .git but not a git repository: scanned as content"))
             relative = f"{below}/{name}" if below else name
             if excluder and excluder.excluded(name, relative):
                 on_skip(Skip(printable_path(entry.path), "excluded"))
@@ -193,6 +216,7 @@ def scan_batch(tasks: list[FileTask], settings: ScanSettings) -> Batch[Finding]:
             continue
         files += 1
         out.size += result.size
+        out.below_confidence += result.hidden
         if result.matches:
             report_path, display_path = task.report_path, task.display_path
             out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
