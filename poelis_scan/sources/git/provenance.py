@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from ...findings import Finding, GitOrigin
 from ...paths import printable_path
 from ...scan.stream import LocatedMatch
+from ...stats import Skip
 from .contents import ObjectHit
-from .objects import Introduction, log_raw, parse_raw_log
+from .objects import LOG_SAFETY, Introduction, lenient_git, log_raw, parse_raw_log
 from .plumbing import Repository, run_git
 from .ranges import Mode, Selection
 
@@ -27,20 +28,26 @@ class CommitInfo:
 
 
 def introductions(repo: Repository, wanted: set[str],
-                  unreachable_commits: Callable[[], list[str]]) -> dict[str, list[Introduction]]:
+                  unreachable_commits: Callable[[], list[str]],
+                  problems: list[str]) -> dict[str, list[Introduction]]:
     """For each wanted blob, every (commit, path) that introduced it: over every ref and the
     reflogs (kind ``blob``, or ``note`` for commits of a notes ref), then, only if some blob
-    is still unexplained, over the commits that nothing reaches (kind ``unreachable``)."""
-    notes_commits = set(run_git(repo.path, "rev-list", "--glob=refs/notes/*").decode().split())
+    is still unexplained, over the commits that nothing reaches (kind ``unreachable``).
+
+    Every object was already scanned: a walk that a corrupt object stops only loses
+    provenance (said in ``problems``), never a finding."""
+    notes_commits = set(lenient_git(repo, problems, "rev-list", "--glob=refs/notes/*")
+                        .decode().split())
     found: dict[str, list[Introduction]] = {}
-    for commit, time, entries in parse_raw_log(log_raw(repo, "--all", "--reflog")):
+    for commit, time, entries in parse_raw_log(log_raw(repo, "--all", "--reflog",
+                                                       problems=problems)):
         kind = "note" if commit in notes_commits else "blob"
         _collect(commit, time, entries, kind, wanted, found)
     missing = wanted - found.keys()
     unreachable = unreachable_commits() if missing else []
     if unreachable:
         out = log_raw(repo, "--stdin", stdin="\n".join(unreachable).encode(),
-                      extra=("--no-walk=unsorted",))
+                      extra=("--no-walk=unsorted",), problems=problems)
         for commit, time, entries in parse_raw_log(out):
             _collect(commit, time, entries, "unreachable", missing, found)
     return found
@@ -53,18 +60,20 @@ def _collect(commit: str, time: int, entries: list[tuple[str, str, str]], kind: 
             found.setdefault(sha, []).append(Introduction(commit, time, path, kind))
 
 
-def reachable_commits(repo: Repository) -> set[str]:
-    out = run_git(repo.path, "rev-list", "--all", "--reflog")
+def reachable_commits(repo: Repository, problems: list[str]) -> set[str]:
+    out = lenient_git(repo, problems, "rev-list", "--all", "--reflog")
     return set(out.decode("ascii").split())
 
 
-def commit_info(repo: Repository, commits: Iterable[str]) -> dict[str, CommitInfo]:
+def commit_info(repo: Repository, commits: Iterable[str],
+                problems: list[str]) -> dict[str, CommitInfo]:
     """Author, email and author date (ISO 8601) of each commit, in one git call."""
     wanted = sorted(set(commits))
     if not wanted:
         return {}
-    out = run_git(repo.path, "log", "--no-walk=unsorted", "--stdin",
-                  "--format=%H%x00%an%x00%ae%x00%aI%x00", stdin="\n".join(wanted).encode())
+    out = lenient_git(repo, problems, "log", *LOG_SAFETY, "--no-walk=unsorted", "--stdin",
+                      "--format=%H%x00%an%x00%ae%x00%aI%x00",
+                      stdin="\n".join(wanted).encode(), record=b"\x00\n")
     info: dict[str, CommitInfo] = {}
     for record in out.decode("utf-8", "replace").split("\x00\n"):
         fields = record.strip("\n").split("\x00")
@@ -74,7 +83,7 @@ def commit_info(repo: Repository, commits: Iterable[str]) -> dict[str, CommitInf
 
 
 def refs_containing(repo: Repository, commit: str) -> list[str]:
-    out = run_git(repo.path, "for-each-ref", "--contains", commit, "--format=%(refname)",
+    out = run_git(repo, "for-each-ref", "--contains", commit, "--format=%(refname)",
                   check=False)
     return sorted(out.decode("utf-8", "surrogateescape").split())
 
@@ -87,11 +96,12 @@ class _Repo:
         self.selection = selection
         self._reachable: set[str] | None = None
         self._refs: dict[str, tuple[str, ...]] = {}
+        self.problems: list[str] = []
 
     def reachable(self) -> set[str]:
         """Commits that a ref or a reflog reaches."""
         if self._reachable is None:
-            self._reachable = reachable_commits(self.repo)
+            self._reachable = reachable_commits(self.repo, self.problems)
         return self._reachable
 
     def unreachable(self) -> list[str]:
@@ -123,17 +133,21 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
     answers = _Repo(repo, selection)
     blob_hits = {h.sha for h in hits if h.type == "blob"}
     if mode == "all":
-        intros = introductions(repo, blob_hits, answers.unreachable) if blob_hits else {}
+        intros = (introductions(repo, blob_hits, answers.unreachable, answers.problems)
+                  if blob_hits else {})
     else:  # range, revs
         intros = selection.introductions
     commits_needed = {i.commit for sha in blob_hits for i in intros.get(sha, [])}
     commits_needed |= {h.sha for h in hits if h.type == "commit"}
-    info = commit_info(repo, commits_needed)
+    info = commit_info(repo, commits_needed, answers.problems)
     out: list[Finding] = []
     for hit in hits:
         for path, origin in _places(hit, mode, selection, intros, info, answers):
             for lm in hit.matches:
                 out.append(_finding(path, origin, lm, label))
+    selection.notes.extend(Skip(repo.path, "incomplete_history", f"{problem} (provenance of "
+                                "the findings may be incomplete; git fsck tells more)")
+                           for problem in dict.fromkeys(answers.problems))
     return out
 
 

@@ -11,10 +11,12 @@ into ``git log`` argument lists ("rev sets").
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ...stats import Skip
+from .contents import BROKEN
 from .objects import (
     Introduction,
     ObjectLister,
@@ -37,6 +39,15 @@ class Selection:
     introductions: dict[str, list[Introduction]] = field(default_factory=dict)
     staged_paths: dict[str, list[str]] = field(default_factory=dict)
     lister: ObjectLister | None = None
+    notes: list[Skip] = field(default_factory=list)  # trouble found while resolving provenance
+
+    def warnings(self) -> Iterator[Skip]:
+        """What the scan of this selection could not read or resolve: objects git could not
+        list, walks a corrupt object stopped."""
+        if self.lister is not None:
+            yield from (Skip(self.lister.repo.path, "unreadable_object", BROKEN.format(sha=sha))
+                        for sha in self.lister.broken)
+        yield from self.notes
 
     @property
     def small(self) -> bool:
@@ -78,7 +89,7 @@ def range_revs(repo: Repository, base: str, tip: str) -> list[str]:
     tip_sha = verify_commit(repo, tip, "range end")
     if is_zero_sha(base):
         # A new branch: its commits that no other ref already has.
-        refs = run_git(repo.path, "for-each-ref", "--format=%(objectname) %(refname)")
+        refs = run_git(repo, "for-each-ref", "--format=%(objectname) %(refname)")
         others = [ref for line in refs.decode("utf-8", "surrogateescape").splitlines()
                   for sha, ref in [line.split(" ", 1)] if sha != tip_sha]
         return [tip_sha, "--not", *others] if others else [tip_sha]
@@ -87,7 +98,7 @@ def range_revs(repo: Repository, base: str, tip: str) -> list[str]:
 
 
 def _known(repo: Repository, sha: str) -> bool:
-    out = run_git(repo.path, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}", check=False)
+    out = run_git(repo, "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}", check=False)
     return bool(out.strip())
 
 
@@ -146,7 +157,7 @@ def skip_requested(repo: Repository, env: Mapping[str, str] = os.environ) -> str
     count = int(env.get("GIT_PUSH_OPTION_COUNT", "0") or 0)
     options = {env.get(f"GIT_PUSH_OPTION_{i}", "") for i in range(count)}
     if "poelis-scan.skip" in options:
-        allowed = run_git(repo.path, "config", "--bool", "poelis-scan.allowSkip", check=False)
+        allowed = run_git(repo, "config", "--bool", "poelis-scan.allowSkip", check=False)
         if allowed.strip() == b"true":
             return "push option poelis-scan.skip (allowed by poelis-scan.allowSkip)"
     return None
