@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 from ...scan.readers import scan_buffer, scan_pipe
@@ -27,9 +27,14 @@ BROKEN = "object {sha} is corrupt or missing; skipped (git fsck tells more)"
 
 @dataclass(slots=True)
 class ObjectHit:
+    """The keys found in one object. ``places`` (commits and tags only), one per match: where
+    in the object it sits: ``message``, ``identity`` (author, committer or tagger) or
+    ``header`` (any other header line, e.g. a signature or a merged tag)."""
+
     sha: str
     type: str
     matches: list[LocatedMatch]
+    places: list[str] = field(default_factory=list)
 
 
 # One cat-file per repository and thread: a thread pool's workers must not share one pipe.
@@ -91,10 +96,10 @@ def _scan_object(out: Batch[ObjectHit], obj_type: str, sha: str, size: int, stdo
     out.notes.extend(Skip(repo_path, kind, f"{obj_type} {sha[:12]}: {message}")
                      for kind, message in result.notes)
     if result.matches:
-        matches = result.matches
         if obj_type != "blob" and data:
-            matches = _message_lines(data, matches)
-        out.found.append(ObjectHit(sha, obj_type, matches))
+            out.found.append(ObjectHit(sha, obj_type, *_message_places(data, result.matches)))
+        else:
+            out.found.append(ObjectHit(sha, obj_type, result.matches))
     return complete
 
 
@@ -119,14 +124,38 @@ def _scan_large(stdout: IO[bytes], size: int, archives: bool,
     return result, True
 
 
-def _message_lines(data: bytes, matches: list[LocatedMatch]) -> list[LocatedMatch]:
-    """Commit and tag objects: count lines from the message, after the header block."""
+IDENTITY_HEADERS = (b"author ", b"committer ", b"tagger ")
+
+
+def _message_places(data: bytes, matches: list[LocatedMatch]
+                    ) -> tuple[list[LocatedMatch], list[str]]:
+    """Commit and tag objects: where each match sits, and its position there.
+
+    In the message: line 1 is the subject, as ``git log --format=%B`` shows it (the header
+    block and the blank line after it are not counted). In an identity: line 1, the column
+    within ``Name <email> time zone``. Elsewhere in the header: the line and column in the
+    raw object, as ``git cat-file -p`` shows it.
+    """
     header_end = data.find(b"\n\n")
     if header_end == -1:
-        return matches
+        header_end = len(data)
     header_lines = data.count(b"\n", 0, header_end + 2)
-    return [replace(lm, line=max(lm.line - header_lines, 1)) if lm.offset > header_end else lm
-            for lm in matches]
+    located: list[LocatedMatch] = []
+    places: list[str] = []
+    for lm in matches:
+        if lm.offset > header_end:
+            located.append(replace(lm, line=max(lm.line - header_lines, 1)))
+            places.append("message")
+            continue
+        line_start = data.rfind(b"\n", 0, lm.offset) + 1
+        label = next((h for h in IDENTITY_HEADERS if data.startswith(h, line_start)), None)
+        if label is None:
+            located.append(lm)
+            places.append("header")
+        else:
+            located.append(replace(lm, line=1, column=max(lm.column - len(label), 1)))
+            places.append("identity")
+    return located, places
 
 
 def _read_answers(cat: CatFile, objects: list[GitObject], out: Batch[ObjectHit],

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from ...detect.redaction import redact_text
 from ...findings import Finding, GitOrigin
 from ...paths import printable_path
 from ...scan.stream import LocatedMatch
@@ -25,6 +26,24 @@ class CommitInfo:
     author: str
     email: str
     date: str
+
+
+def _identity(value: str) -> CommitInfo:
+    """``Name <email> 1700000000 +0100`` as name, email and an ISO 8601 date."""
+    import datetime
+
+    name, _, rest = value.partition(" <")
+    email, _, when = rest.partition("> ")
+    date = ""
+    stamp, _, zone = when.strip().partition(" ")
+    try:
+        sign = -1 if zone.startswith("-") else 1
+        offset = datetime.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * sign
+        moment = datetime.datetime.fromtimestamp(int(stamp), datetime.timezone(offset))
+        date = moment.isoformat()
+    except (ValueError, OverflowError, OSError):
+        pass
+    return CommitInfo(name, email, date)
 
 
 def introductions(repo: Repository, wanted: set[str],
@@ -111,6 +130,23 @@ class _Repo:
         reachable = self.reachable()
         return [sha for sha in (lister.commits if lister else []) if sha not in reachable]
 
+    def refs_at(self, obj: str) -> tuple[str, ...]:
+        """The refs that point at ``obj`` itself (a tag: ``refs/tags/v1``)."""
+        out = lenient_git(self.repo, self.problems, "for-each-ref", f"--points-at={obj}",
+                          "--format=%(objectname) %(refname)")
+        return tuple(sorted(ref for line in out.decode("utf-8", "surrogateescape").splitlines()
+                            for sha, _, ref in [line.partition(" ")] if sha == obj))
+
+    def tagger(self, tag: str) -> CommitInfo | None:
+        """The tagger of an annotated tag, from the tag object itself (a pushed tag has no
+        ref yet while pre-receive runs)."""
+        raw = lenient_git(self.repo, self.problems, "cat-file", "tag", tag)
+        header = raw.split(b"\n\n", 1)[0].decode("utf-8", "replace")
+        for line in header.splitlines():
+            if line.startswith("tagger "):
+                return _identity(line[len("tagger "):])
+        return None
+
     def refs_of(self, commit: str) -> tuple[str, ...]:
         if commit not in self._refs:
             self._refs[commit] = tuple(refs_containing(self.repo, commit))
@@ -142,6 +178,9 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
     info = commit_info(repo, commits_needed, answers.problems)
     out: list[Finding] = []
     for hit in hits:
+        if hit.type != "blob":
+            out += _object_findings(hit, mode, info, answers, label)
+            continue
         for path, origin in _places(hit, mode, selection, intros, info, answers):
             for lm in hit.matches:
                 out.append(_finding(path, origin, lm, label))
@@ -154,9 +193,44 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
 def _origin(kind: str, hit: ObjectHit, answers: _Repo, commit: str | None = None,
             meta: CommitInfo | None = None, refs: tuple[str, ...] = (),
             notes_commit: str | None = None) -> GitOrigin:
+    """The origin of a finding. Names, addresses and ref names come from the repository, so
+    anyone can write a key into them: they reach reports only through ``redact_text``."""
     return GitOrigin(kind, hit.sha, hit.type, answers.repo.path, commit,
-                     meta.author if meta else None, meta.email if meta else None,
-                     meta.date if meta else None, refs, notes_commit)
+                     redact_text(meta.author) if meta else None,
+                     redact_text(meta.email) if meta else None,
+                     meta.date if meta else None, tuple(redact_text(r) for r in refs),
+                     notes_commit)
+
+
+def _object_findings(hit: ObjectHit, mode: Mode, info: dict[str, CommitInfo],
+                     answers: _Repo, label: str) -> list[Finding]:
+    """A commit's or tag's findings: each match in the message (``<commit-message>``,
+    ``<tag-message>``), an identity (``<identity>``, kind ``identity``) or another header
+    line (``<commit-header>``, ``<tag-header>``). Author, email and date are the commit's
+    author, or the tag's tagger; refs are those that contain the commit, or point at the
+    tag."""
+    if hit.type == "commit":
+        meta = info.get(hit.sha)
+        unreachable = mode == "all" and hit.sha not in answers.reachable()
+        refs = () if unreachable else answers.refs_of(hit.sha)
+    else:
+        meta = answers.tagger(hit.sha)
+        unreachable = False
+        refs = answers.refs_at(hit.sha)
+    out: list[Finding] = []
+    places = hit.places or ["message"] * len(hit.matches)
+    for lm, place in zip(hit.matches, places, strict=True):
+        if place == "identity":
+            path, kind = "<identity>", "identity"
+        elif place == "header":
+            path, kind = f"<{hit.type}-header>", f"{hit.type}-header"
+        else:
+            path, kind = MESSAGE_PATHS[hit.type], f"{hit.type}-message"
+        if unreachable:
+            kind = "unreachable"
+        origin = _origin(kind, hit, answers, hit.sha, meta, refs)
+        out.append(_finding(path, origin, lm, label))
+    return out
 
 
 def _places(hit: ObjectHit, mode: Mode, selection: Selection,
@@ -172,13 +246,6 @@ def _places(hit: ObjectHit, mode: Mode, selection: Selection,
             yield _blob_place(hit, intro, info.get(intro.commit), answers)
         if not chosen:
             yield f"<unreachable-blob-{hit.sha[:12]}>", _origin("unreachable", hit, answers)
-    else:
-        kind = "commit-message" if hit.type == "commit" else "tag-message"
-        if hit.type == "commit" and mode == "all" and hit.sha not in answers.reachable():
-            kind = "unreachable"
-        refs = answers.refs_of(hit.sha) if hit.type == "commit" and kind != "unreachable" else ()
-        yield MESSAGE_PATHS[hit.type], _origin(kind, hit, answers, hit.sha, info.get(hit.sha),
-                                               refs)
 
 
 def _blob_place(hit: ObjectHit, intro: Introduction, meta: CommitInfo | None,

@@ -65,7 +65,9 @@ def select(repo: Repository, mode: Mode, since_commit: str | None = None,
         ranges = RangeSelection()
         for revs in rev_sets or []:
             select_range(repo, revs, ranges)
-        return Selection(ranges.objects, ranges.introductions)
+        tips = [tip for revs in rev_sets or [] for tip in _positive_tips(revs)]
+        return Selection(ranges.objects + _tag_objects(repo, pushed_tags(repo, tips)),
+                         ranges.introductions)
     if mode == "staged":
         paths: dict[str, list[str]] = {}
         for sha, path in staged_blobs(repo):
@@ -79,9 +81,66 @@ def select(repo: Repository, mode: Mode, since_commit: str | None = None,
         else:
             base, tip = since_commit or "", "HEAD"
         ranges = select_range(repo, range_revs(repo, base, tip))
-        return Selection(ranges.objects, ranges.introductions)
+        commits = {o.sha for o in ranges.objects if o.type == "commit"}
+        return Selection(ranges.objects + _tag_objects(repo, tags_into(repo, commits)),
+                         ranges.introductions)
     lister = ObjectLister(repo)
     return Selection(lister, lister=lister)
+
+
+def _tag_objects(repo: Repository, tags: list[str]) -> list[GitObject]:
+    return [GitObject(sha, "tag", 0) for sha in dict.fromkeys(tags)]
+
+
+def _positive_tips(revs: list[str]) -> list[str]:
+    """The objects a rev set starts from: ``B`` of ``A..B``, a bare id before ``--not``."""
+    tips: list[str] = []
+    for arg in revs:
+        if arg == "--not":
+            break
+        if arg.startswith("-"):
+            continue
+        _, sep, tip = arg.partition("..")
+        tips.append(tip if sep else arg)
+    return [t for t in tips if t]
+
+
+def pushed_tags(repo: Repository, tips: list[str]) -> list[str]:
+    """The annotated tag objects among what a push sends (a tag's ref points at the tag
+    object itself), with the tags they point at in turn. A tag object is new content even
+    when the commit it names was pushed long ago, so it is scanned whenever its ref moves."""
+    tags: list[str] = []
+    pending = list(dict.fromkeys(tips))
+    while pending:
+        out = run_git(repo, "cat-file", "--batch-check=%(objectname) %(objecttype)",
+                      stdin="".join(f"{t}\n" for t in pending).encode(), check=False)
+        pending = []
+        for line in out.decode("ascii", "replace").splitlines():
+            sha, _, kind = line.partition(" ")
+            if kind == "tag" and sha not in tags:
+                tags.append(sha)
+                inner = _tag_target(repo, sha)  # one level: the tag's "object" line
+                if inner:
+                    pending.append(inner)
+    return tags
+
+
+def _tag_target(repo: Repository, tag: str) -> str | None:
+    raw = run_git(repo, "cat-file", "tag", tag, check=False)
+    first = raw.split(b"\n", 1)[0].decode("ascii", "replace")
+    return first[len("object "):] if first.startswith("object ") else None
+
+
+def tags_into(repo: Repository, commits: set[str]) -> list[str]:
+    """``--range A..B``: the annotated tags (under ``refs/tags``) that name a commit of the
+    range, i.e. the tags a push of that range would carry along."""
+    if not commits:
+        return []
+    out = run_git(repo, "for-each-ref", "--format=%(objectname) %(objecttype) %(*objectname)",
+                  "refs/tags")
+    return [fields[0] for line in out.decode("ascii", "replace").splitlines()
+            for fields in [line.split()] if len(fields) == 3 and fields[1] == "tag"
+            and fields[2] in commits]
 
 
 def range_revs(repo: Repository, base: str, tip: str) -> list[str]:
