@@ -317,3 +317,84 @@ def test_a_damaged_pack_is_a_warning_and_the_rest_is_scanned(tmp_path: Path) -> 
     assert found == {secret_sha256(k) for k in keys.values()}
     assert big[:12] in stderr
     assert report["stats"]["warnings"].get("unreadable_object", 0) >= 1
+
+
+# ---- git metadata: keys in identities and ref names are findings, and never printed ------
+
+
+def test_keys_in_identities_and_ref_names_are_findings_and_never_printed(tmp_path: Path) -> None:
+    from poelis_scan.detect.grammar import redact
+    from poelis_scan.report import FORMATS
+
+    author, email, branch, in_file = make_key(), make_key(), make_key(), make_key()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "app.env").write_text(f"K={in_file}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "add config", env={"GIT_AUTHOR_NAME": f"Dev {author}",
+                                                  "GIT_AUTHOR_EMAIL": f"{email}@example.invalid"})
+    git(repo, "branch", f"feature/{branch}")
+    for fmt in FORMATS:
+        result = run_cli("git", str(repo), "--format", fmt)
+        assert result.status == 1, (fmt, result.stderr)
+        for k in (author, email, branch, in_file):
+            assert k not in result.stdout + result.stderr, fmt
+    report = run_cli("git", str(repo), "--format", "json").json()
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for f in report["findings"]:
+        by_path.setdefault(f["location"]["path"], []).append(f)
+    identity = sorted(by_path["<identity>"], key=lambda f: f["location"]["column"])
+    assert [f["git"]["kind"] for f in identity] == ["identity", "identity"]
+    assert [(f["location"]["line"], f["location"]["column"]) for f in identity] == [
+        (1, len("Dev ") + 1), (1, len(f"Dev {author} <") + 1)]
+    assert identity[0]["secret_redacted"] == redact(author)
+    ref = f"refs/heads/feature/{redact(branch)}"
+    (named,) = by_path[f"<ref:{ref}>"]
+    assert named["git"]["kind"] == "ref-name" and named["git"]["refs"] == [ref]
+    assert (named["location"]["line"], named["location"]["column"]) == (
+        1, len("refs/heads/feature/") + 1)
+    (blob,) = by_path["app.env"]
+    assert blob["git"]["author"] == f"Dev {redact(author)}"
+    assert blob["git"]["email"] == f"{redact(email)}@example.invalid"
+    assert sorted(blob["git"]["refs"]) == sorted(["refs/heads/main", ref])
+    assert "<commit-message>" not in by_path
+
+
+def test_a_message_finding_counts_lines_from_the_subject(tmp_path: Path) -> None:
+    k = make_key()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", f"subject\n\nbody\n  token {k}")
+    (f,) = run_cli("git", str(repo), "--format", "json").findings()
+    assert f["location"]["path"] == "<commit-message>"
+    # git log --format=%B: "subject", "", "body", "  token KEY"
+    assert (f["location"]["line"], f["location"]["column"]) == (4, 9)
+
+
+def test_range_scans_the_annotated_tags_on_its_commits(tmp_path: Path) -> None:
+    k = make_key()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "tag", "-a", "old", "-m", f"before the range {make_key()}")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "in range")
+    git(repo, "tag", "-a", "v1", "-m", f"notes\n\n{k}",
+        env={"GIT_COMMITTER_NAME": "Rel Eng", "GIT_COMMITTER_EMAIL": "rel@example.invalid",
+             "GIT_COMMITTER_DATE": "@1700000000 +0100"})
+    git(repo, "tag", "light")
+    tag = git(repo, "rev-parse", "v1")
+    result = run_cli("git", str(repo), "--range", f"{base}..HEAD", "--format", "json")
+    assert result.status == 1, result.stderr
+    (f,) = result.findings()
+    assert f["location"]["path"] == "<tag-message>"
+    assert (f["location"]["line"], f["location"]["column"]) == (3, 1)
+    g = f["git"]
+    assert (g["kind"], g["blob"], g["object_type"]) == ("tag-message", tag, "tag")
+    assert (g["author"], g["email"]) == ("Rel Eng", "rel@example.invalid")
+    assert g["date"] == "2023-11-14T23:13:20+01:00"
+    assert g["refs"] == ["refs/tags/v1"]
+    assert result.json()["stats"]["tags_scanned"] == 1

@@ -5,9 +5,11 @@ as a typed ``GitOrigin`` on each finding.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from ...detect.matches import find_matches
 from ...detect.redaction import redact_text
 from ...findings import Finding, GitOrigin
 from ...paths import printable_path
@@ -184,10 +186,39 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
         for path, origin in _places(hit, mode, selection, intros, info, answers):
             for lm in hit.matches:
                 out.append(_finding(path, origin, lm, label))
-    selection.notes.extend(Skip(repo.path, "incomplete_history", f"{problem} (provenance of "
-                                "the findings may be incomplete; git fsck tells more)")
+    if mode == "all":
+        out += ref_name_findings(answers, label)
+    selection.notes.extend(Skip(repo.path, "incomplete_history",
+                                f"{redact_text(problem)} (provenance of the findings may be "
+                                "incomplete; git fsck tells more)")
                            for problem in dict.fromkeys(answers.problems))
     return out
+
+
+def ref_name_findings(answers: _Repo, label: str) -> list[Finding]:
+    """A key in a ref name (a branch, a tag, a remote-tracking ref) is a leak of its own:
+    every clone and every push carries the name. Reported at ``<ref:NAME>`` (the name
+    redacted), line 1, the column of the key in the name."""
+    repo = answers.repo
+    out = lenient_git(repo, answers.problems, "for-each-ref",
+                      "--format=%(objectname) %(objecttype) %(refname)")
+    refs = [tuple(line.split(b" ", 2)) for line in out.splitlines() if line.count(b" ") >= 2]
+    names = b"\n".join(r[2] for r in refs)
+    starts = [0]
+    for name in refs[:-1]:
+        starts.append(starts[-1] + len(name[2]) + 1)
+    found: list[Finding] = []
+    for match in find_matches(names):  # every name at once: one search, not one a ref
+        index = bisect.bisect_right(starts, match.start) - 1
+        sha, kind, raw = (part.decode("utf-8", "surrogateescape") for part in refs[index])
+        offset = match.start - starts[index]
+        column = len(refs[index][2][:offset].decode("utf-8", "replace")) + 1
+        origin = _origin("ref-name", ObjectHit(sha, kind, []), answers,
+                         sha if kind == "commit" else None, refs=(raw,))
+        shown = redact_text(printable_path(raw))
+        found.append(_finding(f"<ref:{shown}>", origin,
+                              LocatedMatch(match, match.start, 1, column), label))
+    return found
 
 
 def _origin(kind: str, hit: ObjectHit, answers: _Repo, commit: str | None = None,
