@@ -398,3 +398,26 @@ def test_range_scans_the_annotated_tags_on_its_commits(tmp_path: Path) -> None:
     assert g["date"] == "2023-11-14T23:13:20+01:00"
     assert g["refs"] == ["refs/tags/v1"]
     assert result.json()["stats"]["tags_scanned"] == 1
+
+
+def test_a_replace_ref_cannot_hide_a_blob(tmp_path: Path) -> None:
+    """``refs/replace/*`` makes git show another object in place of the real one: the scan
+    reads the objects themselves."""
+    k = make_key()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "app.env").write_text(f"K={k}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "config")
+    first = git(repo, "rev-parse", "HEAD")
+    (repo / "app.env").write_text("K=nothing to see\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "clean")
+    leaky = git(repo, "rev-parse", f"{first}:app.env")
+    git(repo, "replace", leaky, git(repo, "rev-parse", "HEAD:app.env"))
+    assert k not in git(repo, "show", f"{first}:app.env")  # plain git is fooled
+    for args in ([], ["--range", f"{ZERO}..HEAD"]):
+        result = run_cli("git", str(repo), *args, "--format", "json")
+        assert result.status == 1, (args, result.stderr)
+        assert {f["location"]["path"] for f in result.findings()} == {"app.env"}

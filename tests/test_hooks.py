@@ -293,3 +293,24 @@ def test_pre_receive_rejects_an_annotated_tag_on_a_pushed_commit(tmp_path: Path,
     assert k not in rejected.stderr
     tags = git(server, "tag", "--list").stdout.split()
     assert tags == ["light"]
+
+
+def test_both_push_hooks_block_a_key_in_a_pushed_branch_name(tmp_path: Path,
+                                                            work: tuple[Path, Path]) -> None:
+    repo, remote = work
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    assert git(repo, "push", "-q", "origin", "main").returncode == 0
+    k = make_key()
+    branch = f"feature/{k}"
+    assert git(repo, "branch", branch).returncode == 0
+    blocked = git(repo, "push", "origin", branch)
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0 and "<ref:refs/heads/feature/" in output, output
+    assert k not in output
+    rejected = git(repo, "push", "--no-verify", "origin", branch)
+    assert rejected.returncode != 0 and "push rejected" in rejected.stderr
+    ours = [line for line in rejected.stderr.splitlines() if line.startswith("remote:")]
+    assert any("<ref:refs/heads/feature/" in line for line in ours)
+    assert not any(k in line for line in ours)  # (git's own summary names the branch)

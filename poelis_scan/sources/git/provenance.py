@@ -188,6 +188,8 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
                 out.append(_finding(path, origin, lm, label))
     if mode == "all":
         out += ref_name_findings(answers, label)
+    elif selection.ref_names:  # a push: the names of the refs it updates
+        out += ref_name_findings(answers, label, selection.ref_names)
     selection.notes.extend(Skip(repo.path, "incomplete_history",
                                 f"{redact_text(problem)} (provenance of the findings may be "
                                 "incomplete; git fsck tells more)")
@@ -195,13 +197,19 @@ def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[Obje
     return out
 
 
-def ref_name_findings(answers: _Repo, label: str) -> list[Finding]:
+def ref_name_findings(answers: _Repo, label: str,
+                      pushed: list[tuple[str, str]] | None = None) -> list[Finding]:
     """A key in a ref name (a branch, a tag, a remote-tracking ref) is a leak of its own:
     every clone and every push carries the name. Reported at ``<ref:NAME>`` (the name
-    redacted), line 1, the column of the key in the name."""
+    redacted), line 1, the column of the key in the name. ``pushed``: only these names (a
+    hook's refs, which may not exist here yet), else every ref of the repository."""
     repo = answers.repo
-    out = lenient_git(repo, answers.problems, "for-each-ref",
-                      "--format=%(objectname) %(objecttype) %(refname)")
+    if pushed is not None:
+        out = b"\n".join(f"{sha or '-'} ref {ref}".encode("utf-8", "surrogateescape")
+                          for ref, sha in pushed)
+    else:
+        out = lenient_git(repo, answers.problems, "for-each-ref",
+                          "--format=%(objectname) %(objecttype) %(refname)")
     refs = [tuple(line.split(b" ", 2)) for line in out.splitlines() if line.count(b" ") >= 2]
     names = b"\n".join(r[2] for r in refs)
     starts = [0]

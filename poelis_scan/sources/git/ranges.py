@@ -40,6 +40,8 @@ class Selection:
     staged_paths: dict[str, list[str]] = field(default_factory=dict)
     lister: ObjectLister | None = None
     notes: list[Skip] = field(default_factory=list)  # trouble found while resolving provenance
+    # The refs a push updates, with what they will point at (hooks).
+    ref_names: list[tuple[str, str]] = field(default_factory=list)
 
     def warnings(self) -> Iterator[Skip]:
         """What the scan of this selection could not read or resolve: objects git could not
@@ -66,8 +68,10 @@ def select(repo: Repository, mode: Mode, since_commit: str | None = None,
         for revs in rev_sets or []:
             select_range(repo, revs, ranges)
         tips = [tip for revs in rev_sets or [] for tip in _positive_tips(revs)]
+        refs = [(revs.ref, revs.sha) for revs in rev_sets or []
+                if isinstance(revs, RevSet) and revs.ref]
         return Selection(ranges.objects + _tag_objects(repo, pushed_tags(repo, tips)),
-                         ranges.introductions)
+                         ranges.introductions, ref_names=list(dict.fromkeys(refs)))
     if mode == "staged":
         paths: dict[str, list[str]] = {}
         for sha, path in staged_blobs(repo):
@@ -161,6 +165,16 @@ def _known(repo: Repository, sha: str) -> bool:
     return bool(out.strip())
 
 
+class RevSet(list[str]):
+    """``git log`` arguments for one pushed ref, and the ref's name (``None``: not known),
+    which is new content in its own right: a key in a branch name is pushed with it."""
+
+    def __init__(self, revs: Iterable[str], ref: str | None = None, sha: str = "") -> None:
+        super().__init__(revs)
+        self.ref = ref
+        self.sha = sha  # what the ref will point at
+
+
 def pre_push_revs(repo: Repository, remote: str | None, lines: Iterable[str],
                   env: Mapping[str, str] = os.environ) -> list[list[str]]:
     """``git log`` argument lists for what a push sends and the remote does not have yet."""
@@ -176,14 +190,15 @@ def pre_push_revs(repo: Repository, remote: str | None, lines: Iterable[str],
         fields = line.split()
         if len(fields) != 4:
             continue
-        _local_ref, local_sha, _remote_ref, remote_sha = fields
+        _local_ref, local_sha, remote_ref, remote_sha = fields
         if is_zero_sha(local_sha):
             continue  # a deleted ref sends nothing
         if is_zero_sha(remote_sha) or not _known(repo, remote_sha):
             # A new branch (or a remote ahead of us): what no ref of that remote has.
-            rev_sets.append([local_sha, "--not", *not_on_remote])
+            rev_sets.append(RevSet([local_sha, "--not", *not_on_remote], remote_ref,
+                                   local_sha))
         else:
-            rev_sets.append([f"{remote_sha}..{local_sha}"])
+            rev_sets.append(RevSet([f"{remote_sha}..{local_sha}"], remote_ref, local_sha))
     return rev_sets
 
 
@@ -194,13 +209,14 @@ def pre_receive_revs(lines: Iterable[str]) -> list[list[str]]:
         fields = line.split()
         if len(fields) != 3:
             continue
-        old, new, _ref = fields
+        old, new, ref = fields
         if is_zero_sha(new):
             continue  # a deleted ref brings nothing
         if is_zero_sha(old):
-            rev_sets.append([new, "--not", "--all"])  # refs are not updated yet: old state
+            # refs are not updated yet: --all is the old state
+            rev_sets.append(RevSet([new, "--not", "--all"], ref, new))
         else:
-            rev_sets.append([f"{old}..{new}"])
+            rev_sets.append(RevSet([f"{old}..{new}"], ref, new))
     return rev_sets
 
 
