@@ -209,7 +209,7 @@ def hook_pre_receive(**options: Any) -> int:
     from .sources.git.ranges import pre_receive_revs, skip_requested
 
     request = _request(options)
-    repo = open_repository(".")
+    repo = open_repository(".", receiving=True)  # the pushed objects wait in quarantine
     skip = skip_requested(repo)
     if skip:
         warn(f"scan skipped: {skip}")

@@ -67,7 +67,12 @@ class GitOrigin:
 
     ``kind``: ``blob`` (a file in a commit), ``staged`` (the index), ``commit-message``,
     ``tag-message``, ``note`` (``commit`` is then the annotated object, ``notes_commit`` the
-    notes commit) or ``unreachable`` (in the object store, reached by no ref or reflog).
+    notes commit) or ``unreachable`` (in the object store, reached by no ref or reflog);
+    ``identity`` (an author, committer or tagger line of a commit or tag), ``commit-header``
+    or ``tag-header`` (another header line: a signature, a merged tag), ``ref-name`` (the
+    name of a ref). For a tag, ``author``/``email``/``date`` are the tagger's and ``refs``
+    the refs pointing at it. ``author``, ``email`` and ``refs`` come from the repository and
+    are redacted (``detect.redaction.redact_text``) before they get here.
     """
 
     kind: str

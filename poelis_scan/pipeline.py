@@ -169,7 +169,6 @@ def scan_git(
     (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
     unusable; problems with single objects are warnings and the scan goes on."""
     from .sources.git import contents, provenance
-    from .sources.git.contents import BROKEN
     from .sources.git.plumbing import open_repository
     from .sources.git.ranges import select
 
@@ -192,14 +191,12 @@ def scan_git(
         head, objects = _peek(iter(selection.objects), SERIAL_BELOW_OBJECTS)
         small = len(head) < SERIAL_BELOW_OBJECTS
         batches = run_batches(partial(contents.scan_objects, settings=settings),
-                              contents.batches(repo.path, objects),
+                              contents.batches(repo, objects),
                               1 if small else jobs or default_jobs(), executor,
                               cleanup=contents.close_cat_files)
         hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches))
-        if selection.lister is not None:
-            for sha in selection.lister.broken:
-                _warned(stats, listeners, Skip(repo.path, "unreadable_object",
-                                               BROKEN.format(sha=sha)))
         label = repo.path if len(repos) > 1 else ""
         found += provenance.findings(repo, mode, selection, hits, label)
+        for note in selection.warnings():
+            _warned(stats, listeners, note)
     return _result(found, stats, min_confidence, started)

@@ -259,3 +259,72 @@ def test_generic_shell_recipe() -> None:
     for line in commands:
         accepted_by_the_cli(line)
     assert subprocess.run(["sh", "-n", str(PROJECT / "examples" / "ci.sh")]).returncode == 0
+
+
+def test_pre_commit_hook_reads_the_index_of_commit_a(work: tuple[Path, Path]) -> None:
+    """``git commit -a`` hands the hook a temporary index (GIT_INDEX_FILE): that one is read,
+    although every other GIT_* variable that names a repository is dropped."""
+    repo, _ = work
+    k = make_key()
+    (repo / "README.md").write_text(f"hello {k}\n")
+    blocked = git(repo, "commit", "-qam", "edit")
+    assert blocked.returncode != 0
+    assert ":README.md:1:7" in blocked.stdout + blocked.stderr
+    assert k not in blocked.stdout + blocked.stderr
+
+
+def test_native_pre_push_blocks_an_annotated_tag_on_a_pushed_commit(
+        work: tuple[Path, Path]) -> None:
+    repo, _ = work
+    assert git(repo, "push", "-q", "origin", "main").returncode == 0
+    assert git(repo, "tag", "light").returncode == 0  # lightweight, on a clean commit
+    assert git(repo, "push", "-q", "origin", "light").returncode == 0
+    k = make_key()
+    assert git(repo, "tag", "-a", "v1", "-m", f"release notes {k}", "HEAD").returncode == 0
+    blocked = git(repo, "push", "-q", "origin", "v1")
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "<tag-message>:1:15" in output and k not in output
+
+
+def test_pre_receive_rejects_an_annotated_tag_on_a_pushed_commit(tmp_path: Path,
+                                                                 plain_repo: Path) -> None:
+    server = tmp_path / "server.git"
+    git(tmp_path, "init", "-q", "--bare", str(server))
+    hook = server / "hooks" / "pre-receive"
+    hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    client = plain_repo
+    git(client, "remote", "add", "origin", str(server))
+    assert git(client, "push", "-q", "origin", "main").returncode == 0
+    assert git(client, "tag", "light").returncode == 0
+    assert git(client, "push", "-q", "origin", "light").returncode == 0
+    k = make_key()
+    git(client, "tag", "-a", "v1", "-m", f"release notes {k}")
+    rejected = git(client, "push", "origin", "v1")
+    assert rejected.returncode != 0
+    assert "<tag-message>:1:15" in rejected.stderr and "push rejected" in rejected.stderr
+    assert k not in rejected.stderr
+    tags = git(server, "tag", "--list").stdout.split()
+    assert tags == ["light"]
+
+
+def test_both_push_hooks_block_a_key_in_a_pushed_branch_name(tmp_path: Path,
+                                                            work: tuple[Path, Path]) -> None:
+    repo, remote = work
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    assert git(repo, "push", "-q", "origin", "main").returncode == 0
+    k = make_key()
+    branch = f"feature/{k}"
+    assert git(repo, "branch", branch).returncode == 0
+    blocked = git(repo, "push", "origin", branch)
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0 and "<ref:refs/heads/feature/" in output, output
+    assert k not in output
+    rejected = git(repo, "push", "--no-verify", "origin", branch)
+    assert rejected.returncode != 0 and "push rejected" in rejected.stderr
+    ours = [line for line in rejected.stderr.splitlines() if line.startswith("remote:")]
+    assert any("<ref:refs/heads/feature/" in line for line in ours)
+    assert not any(k in line for line in ours)  # (git's own summary names the branch)

@@ -13,7 +13,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ...findings import ZERO_SHA
-from .plumbing import SCANNED_TYPES, GitError, GitObject, Repository, git_env, run_git
+from .plumbing import (
+    SCANNED_TYPES,
+    GitError,
+    GitObject,
+    Repository,
+    git_failure,
+    git_process,
+    run_git,
+    run_git_status,
+)
 
 GITLINK_MODE = "160000"
 
@@ -39,10 +48,10 @@ class ObjectLister:
         self.commits: list[str] = []  # every commit listed, reachable or not
 
     def __iter__(self) -> Iterator[GitObject]:
-        proc = subprocess.Popen(
-            ["git", "-C", self.repo.path, "cat-file", "--batch-all-objects", "--unordered",
-             "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=git_env(), bufsize=1 << 20,
+        proc = git_process(
+            self.repo, ["cat-file", "--batch-all-objects", "--unordered",
+                        "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+            stderr=subprocess.DEVNULL, bufsize=1 << 20,
         )
         assert proc.stdout is not None
         try:
@@ -63,6 +72,9 @@ class ObjectLister:
 
 
 _LOG_FORMAT = "--format=%x01%H %ct"
+# On every log: never verify a signature, never run an external diff or a textconv filter
+# (the configuration that would ask for them is also overridden in ``plumbing.HARDENING``).
+LOG_SAFETY = ("--no-show-signature", "--no-ext-diff", "--no-textconv")
 
 
 def parse_raw_log(out: bytes) -> Iterator[tuple[str, int, list[tuple[str, str, str]]]]:
@@ -89,10 +101,28 @@ def _added_blobs(raw: bytes) -> list[tuple[str, str, str]]:
 
 
 def log_raw(repo: Repository, *revs: str, stdin: bytes | None = None,
-            extra: Sequence[str] = ()) -> bytes:
-    """One walk with the blobs each commit introduced (merges: against every parent)."""
-    return run_git(repo.path, "log", "--raw", "-m", "--no-renames", "--no-abbrev", "-z",
-                   "--no-color", "--no-ext-diff", _LOG_FORMAT, *extra, *revs, stdin=stdin)
+            extra: Sequence[str] = (), problems: list[str] | None = None) -> bytes:
+    """One walk with the blobs each commit introduced (merges: against every parent).
+
+    A walk git cannot finish (a corrupt commit or tree on the way) is a ``GitError``, unless
+    ``problems`` is given: then git's complaint goes there and the commits walked before the
+    damage are returned (the last, possibly cut, record dropped).
+    """
+    args = ("log", *LOG_SAFETY, "--raw", "-m", "--no-renames", "--no-abbrev", "-z",
+            "--no-color", _LOG_FORMAT, *extra, *revs)
+    if problems is None:
+        return run_git(repo, *args, stdin=stdin)
+    return lenient_git(repo, problems, *args, stdin=stdin, record=b"\x01")
+
+
+def lenient_git(repo: Repository, problems: list[str], *args: str, stdin: bytes | None = None,
+                record: bytes = b"\n") -> bytes:
+    """Run git; when it fails, note why in ``problems`` and keep its complete records."""
+    status, out, err = run_git_status(repo, *args, stdin=stdin)
+    if status == 0:
+        return out
+    problems.append(f"git {args[0]} stopped: {git_failure(err, status)}")
+    return out[: out.rfind(record)] if record in out else b""
 
 
 @dataclass(slots=True)
@@ -127,6 +157,6 @@ def staged_blobs(repo: Repository) -> list[tuple[str, str]]:
     index."""
     if repo.work_tree is None:
         raise GitError(f"--staged needs a work tree; {repo.path} is a bare repository")
-    out = run_git(repo.path, "diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
-                  "--no-ext-diff")
+    out = run_git(repo, "diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
+                  "--no-ext-diff", "--no-textconv")
     return [(sha, path) for _mode, sha, path in _added_blobs(out)]

@@ -11,9 +11,11 @@ git object, for no capability we need here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -28,12 +30,18 @@ class GitError(ScanError):
 
 @dataclass(frozen=True, slots=True)
 class Repository:
-    """A repository as git sees it; ``path`` is what the user named."""
+    """A repository as git sees it; ``path`` is what the user named.
+
+    ``env``: the few variables of the environment that git itself set for this very
+    repository and that its commands need (the index of a ``git commit -a`` under a
+    pre-commit hook, the quarantine of a push under pre-receive); see ``open_repository``.
+    """
 
     path: str
     git_dir: str
     work_tree: str | None
     shallow: bool
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,42 +51,159 @@ class GitObject:
     size: int
 
 
-def git_env() -> dict[str, str]:
-    """The environment of every git we start: no prompt, no translation, no optional locks."""
-    env = dict(os.environ)
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"})
+# ---- the one way git is started --------------------------------------------------------------
+#
+# The scanned repository is untrusted: its own ``.git/config`` (and ``.gitattributes``) can name
+# programs git would run for us. Every git this package starts goes through ``git_process``,
+# which overrides each such setting on the command line (command-line configuration wins over
+# the repository's) and starts git in an environment that cannot point it at another
+# repository. Settings that only commands we never run would read (editors, merge drivers,
+# ``uploadpack.packObjectsHook``, ``core.alternateRefsCommand``: receive/upload-pack) are left
+# alone; filters and diff drivers from ``.gitattributes`` run only for patches, ``--textconv``
+# or ``--filters``, which we never ask for (and ``--no-ext-diff --no-textconv`` say so).
+HARDENING: tuple[str, ...] = (
+    "--no-pager",  # core.pager / pager.<cmd>: never pipe our output through a program
+    "--no-replace-objects",  # refs/replace/* would show another object in place of the real one
+    "-c", "core.fsmonitor=false",  # a hook program (or a daemon) run on every index read
+    "-c", "core.hooksPath=/dev/null",  # no hook of the repository, should a command run one
+    "-c", "log.showSignature=false",  # verifying a signature runs gpg.*.program
+    "-c", "gpg.program=false",  # ... and if anything still verifies, it runs `false`
+    "-c", "gpg.openpgp.program=false",
+    "-c", "gpg.x509.program=false",
+    "-c", "gpg.ssh.program=false",
+    "-c", "core.quotepath=off",  # paths as bytes (-z), not octal escapes
+)
+
+# Variables that name another repository, object store, index or program: they are set for
+# some other context (a hook of another repository, a wrapper) and would make ``git -C PATH``
+# read something that is not PATH. Dropped from every git's environment (``GIT_SSH*`` too).
+_DROPPED = frozenset({
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH", "GIT_COMMON_DIR",
+    "GIT_NAMESPACE", "GIT_SHALLOW_FILE", "GIT_GRAFT_FILE", "GIT_REPLACE_REF_BASE",
+    "GIT_CONFIG",  # (legacy) `git config` would read this file instead of the repository's
+    "GIT_EXTERNAL_DIFF", "GIT_DIFF_OPTS", "GIT_PAGER", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR",
+    "GIT_ASKPASS", "GIT_PROXY_COMMAND",
+})
+# Kept from the pre-receive hook's environment (``open_repository(receiving=True)``): git
+# receives a push into a quarantine directory, visible only through these.
+QUARANTINE = ("GIT_QUARANTINE_PATH", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")
+
+
+def git_env(extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+    """The environment of every git we start.
+
+    No prompt, no translation, no optional locks; no system configuration (only the user's
+    own and the repository's, the latter neutralised by ``HARDENING``); no transport at all
+    (``GIT_ALLOW_PROTOCOL`` empty overrides every ``protocol.*.allow`` of the repository, so a
+    partial clone's lazy fetch cannot run ``ext::`` commands, ``core.sshCommand``, an
+    ``uploadpack`` program or a credential helper; ``GIT_NO_LAZY_FETCH`` says it to git 2.44+);
+    nothing that redirects git to another repository (``_DROPPED``) except ``extra``, the
+    variables ``open_repository`` vetted for this one.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in _DROPPED and not k.startswith("GIT_SSH")}
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0",
+                "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "", "GIT_NO_LAZY_FETCH": "1",
+                "GIT_NO_REPLACE_OBJECTS": "1"})
+    env.update(extra)
     return env
 
 
-def run_git(repo_path: str, *args: str, stdin: bytes | None = None, check: bool = True) -> bytes:
-    """Run one git command in ``repo_path``; a failure is a ``GitError`` with git's own words."""
+def git_process(where: Repository | str, args: Sequence[str], *, stdin: int | None = None,
+                stdout: int | None = subprocess.PIPE, stderr: int | None = subprocess.PIPE,
+                bufsize: int = -1) -> subprocess.Popen[bytes]:
+    """Start ``git -C WHERE <hardening> ARGS``: every git of this package starts here."""
+    path, extra = (where.path, where.env) if isinstance(where, Repository) else (where, ())
     try:
-        proc = subprocess.run(
-            ["git", "-C", repo_path, "-c", "core.quotepath=off", *args],
-            input=stdin, capture_output=True, env=git_env(), check=False,
-        )
+        return subprocess.Popen(["git", "-C", path, *HARDENING, *args], stdin=stdin,
+                                stdout=stdout, stderr=stderr, env=git_env(extra),
+                                bufsize=bufsize)
     except FileNotFoundError:
         raise GitError("git is not installed (or not on PATH)") from None
-    if check and proc.returncode != 0:
-        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        detail = message[-1] if message else f"exit status {proc.returncode}"
-        raise GitError(f"git {args[0]} failed in {repo_path}: {detail}")
-    return proc.stdout
 
 
-def open_repository(path: str) -> Repository:
-    """The repository at ``path`` (a work tree, a bare repository or a linked worktree)."""
+def git_failure(stderr: bytes, returncode: int) -> str:
+    """git's own last line of complaint, or its exit status."""
+    message = stderr.decode("utf-8", "replace").strip().splitlines()
+    return message[-1] if message else f"exit status {returncode}"
+
+
+def run_git_status(where: Repository | str, *args: str, stdin: bytes | None = None
+                   ) -> tuple[int, bytes, bytes]:
+    """Run one git command: (exit status, output, error output)."""
+    proc = git_process(where, args, stdin=subprocess.PIPE if stdin is not None else
+                       subprocess.DEVNULL)
+    out, err = proc.communicate(stdin)
+    return proc.returncode, out, err
+
+
+def run_git(where: Repository | str, *args: str, stdin: bytes | None = None,
+            check: bool = True) -> bytes:
+    """Run one git command in ``where``; a failure is a ``GitError`` with git's own words."""
+    status, out, err = run_git_status(where, *args, stdin=stdin)
+    if check and status != 0:
+        path = where.path if isinstance(where, Repository) else where
+        raise GitError(f"git {args[0]} failed in {path}: {git_failure(err, status)}")
+    return out
+
+
+def _inside(path: str, directory: str) -> bool:
+    real, base = os.path.realpath(path), os.path.realpath(directory)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _vetted_env(git_dir: str, receiving: bool) -> tuple[tuple[str, str], ...]:
+    """The variables git set for this very repository, which its commands need.
+
+    ``GIT_INDEX_FILE`` inside the repository's git directory: git's pre-commit hook under
+    ``git commit -a`` or ``git commit PATH`` points it at the index being committed (the
+    ``--staged`` scan must read that one). The quarantine variables when receiving a push,
+    if they point into this repository's object store.
+    """
+    kept: list[tuple[str, str]] = []
+    index = os.environ.get("GIT_INDEX_FILE")
+    if index and _inside(os.path.abspath(index), git_dir):
+        kept.append(("GIT_INDEX_FILE", os.path.abspath(index)))
+    if receiving and os.environ.get("GIT_QUARANTINE_PATH"):
+        objects = os.path.join(git_dir, "objects")
+        values = {name: os.environ.get(name, "") for name in QUARANTINE}
+        dirs = [d for name in QUARANTINE for d in values[name].split(os.pathsep) if d]
+        if all(_inside(d, objects) for d in dirs):
+            kept.extend((name, value) for name, value in values.items() if value)
+    return tuple(kept)
+
+
+def open_repository(path: str, *, receiving: bool = False) -> Repository:
+    """The repository at ``path`` (a work tree, a bare repository or a linked worktree).
+
+    Whatever ``GIT_DIR`` or ``GIT_WORK_TREE`` say, this is the repository at ``path``.
+    ``receiving``: we run as its pre-receive hook, and the pushed objects wait in git's
+    quarantine (kept visible, only for this repository).
+    """
     if not os.path.isdir(path):
         raise GitError(f"not a directory: {path}")
     # One process: outside a work tree (bare, or inside .git) git prints the first three
     # answers and then fails on --show-toplevel, which is how we learn there is no work tree.
-    out = run_git(path, "rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                  "--is-shallow-repository", "--show-toplevel", check=False)
+    _, out, err = run_git_status(path, "rev-parse", "--absolute-git-dir",
+                                 "--is-bare-repository", "--is-shallow-repository",
+                                 "--show-toplevel")
     lines = out.decode("utf-8", "surrogateescape").splitlines()
     if len(lines) < 3:
-        raise GitError(f"not a git repository: {path}")
+        raise GitError(_not_opened(path, err))
     work_tree = lines[3] if len(lines) > 3 and lines[1] != "true" else None
-    return Repository(path, lines[0], work_tree, lines[2] == "true")
+    return Repository(path, lines[0], work_tree, lines[2] == "true",
+                      _vetted_env(lines[0], receiving))
+
+
+def _not_opened(path: str, err: bytes) -> str:
+    """Why git would not open ``path``: its ``safe.directory`` reason when it gave one."""
+    text = err.decode("utf-8", "replace")
+    if "dubious ownership" in text:
+        return (f"git refuses to open {path}: detected dubious ownership (the repository "
+                f"is owned by another user); if you trust it: "
+                f"git config --global --add safe.directory {os.path.abspath(path)}")
+    return f"not a git repository: {path}"
 
 
 def public_remote(url: str) -> str | None:
@@ -98,7 +223,7 @@ def public_remote(url: str) -> str | None:
 
 def verify_commit(repo: Repository, rev: str, role: str) -> str:
     """The commit ``rev`` names, or a ``GitError`` that says how to get it into the clone."""
-    out = run_git(repo.path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
+    out = run_git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}",
                   check=False).decode().strip()
     if out:
         return out
@@ -114,14 +239,15 @@ def is_zero_sha(sha: str) -> bool:
 
 
 class CatFile:
-    """One ``git cat-file --batch`` kept open for the life of a worker (process or thread)."""
+    """One ``git cat-file --batch`` kept open for the life of a worker (process or thread).
 
-    def __init__(self, repo_path: str) -> None:
-        self.proc = subprocess.Popen(
-            ["git", "-C", repo_path, "cat-file", "--batch"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            bufsize=1 << 20, env=git_env(),
-        )
+    git ends it when an object is corrupt (after printing its header, or before): the reader
+    (``contents.py``) then closes this one and starts another for the objects after it.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.proc = git_process(repo, ["cat-file", "--batch"], stdin=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, bufsize=1 << 20)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
@@ -131,14 +257,20 @@ class CatFile:
         payload = "".join(f"{sha}\n" for sha in shas).encode()
 
         def send() -> None:
-            self.stdin.write(payload)
-            self.stdin.flush()
+            try:
+                self.stdin.write(payload)
+                self.stdin.flush()
+            except (BrokenPipeError, ValueError):  # git died on a corrupt object, or closed
+                pass
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
         return sender
 
     def close(self) -> None:
-        self.stdin.close()  # end of input: cat-file exits
-        self.stdout.close()
+        # Output first: a git blocked on a full pipe dies of it instead of holding the writer.
+        for stream in (self.stdout, self.stdin):
+            # (end of input: cat-file exits; a git that died leaves an unflushable pipe)
+            with contextlib.suppress(OSError):
+                stream.close()
         self.proc.wait()
