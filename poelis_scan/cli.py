@@ -379,10 +379,10 @@ def _run(args: list[str]) -> int:
                     "try fewer --jobs")
         return EXIT_ERROR
     except OSError as error:  # the system said no: E2BIG, EAGAIN, ENOSPC, EMFILE, ...
+        _show_traceback(error)
         print_error(f"{error.strerror or error}"
                     + (f": {error.filename}" if error.filename else "")
                     + ("; rerun with --debug" if not _DEBUG['on'] else ""))
-        _show_traceback(error)
         return EXIT_ERROR
     if isinstance(status, int):
         return status
