@@ -388,3 +388,46 @@ def test_strict_fails_after_the_report_when_input_was_skipped(tmp_path: Path) ->
     assert strict.stderr.splitlines()[-1].startswith("poelis-scan: error: --strict: 1 input")
     clean = run_cli("scan", str(key_file), "--strict")
     assert clean.status == 1
+
+
+# ---- pre-receive is always untrusted, and its message to the pusher is escaped ----------------
+
+
+def test_pre_receive_ignores_what_the_push_brings_and_escapes_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import GIT_ENV
+
+    project = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(GIT_ENV)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+    def run_git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-c", "init.defaultBranch=main", *args], cwd=cwd,
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    server = tmp_path / "server.git"
+    run_git(tmp_path, "init", "-q", "--bare", str(server))
+    hook = server / "hooks" / "pre-receive"
+    hook.write_text((project / "hooks" / "pre-receive").read_text())
+    hook.chmod(0o755)
+    client = tmp_path / "client"
+    client.mkdir()
+    run_git(client, "init", "-q")
+    (client / "README.md").write_text("hello\n")
+    run_git(client, "add", "-A")
+    run_git(client, "commit", "-qm", "start")
+    run_git(client, "remote", "add", "origin", str(server))
+    assert run_git(client, "push", "-q", "origin", "main").returncode == 0
+    key = make_key()
+    (client / ".poelis-scan.toml").write_text('[[exclude]]\npath = "*"\nreason = "tidy"\n')
+    (client / "x\x1b]0;pwned\x07.py").write_text(f"K = '{key}'  # poelis-scan: allow\n")
+    run_git(client, "add", "-A")
+    run_git(client, "commit", "-qm", "silence it")
+    rejected = run_git(client, "push", "origin", "main")
+    assert rejected.returncode != 0, rejected.stderr
+    assert "push rejected" in rejected.stderr and "untrusted" in rejected.stderr
+    assert "x\\x1b]0;pwned\\x07.py:1:6" in rejected.stderr and "\x1b]" not in rejected.stderr
+    assert key not in rejected.stderr
