@@ -156,9 +156,10 @@ def test_many_jobs_under_a_process_limit(tmp_path: Path) -> None:
 # ---- the top-level handler and --debug --------------------------------------------------------
 
 
-def _argument_list_too_long(tmp_path: Path) -> Path:
-    """A repository whose ``--range 000…0..HEAD`` names more refs than one command line holds
-    under an 8 MiB stack (what most systems have): the OS refuses to start git (E2BIG)."""
+@pytest.mark.slow
+def test_range_with_ten_thousand_long_refs_is_not_an_argument_list(tmp_path: Path) -> None:
+    """``--range 000…0..HEAD`` excludes every other ref; 10,000 long ref names are more than
+    one command line holds under an 8 MiB stack (E2BIG), so they go to git on stdin."""
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -166,7 +167,7 @@ def _argument_list_too_long(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "one")
     first = git(repo, "rev-parse", "HEAD").strip()
-    (repo / "b.txt").write_text("b\n")
+    (repo / "b.env").write_text(f"K={make_key()}\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "two")
     lines = "".join(f"create refs/heads/{'y' * 240}/{'z' * 240}/{'w' * 200}{i} {first}\n"
@@ -174,30 +175,39 @@ def _argument_list_too_long(tmp_path: Path) -> Path:
     subprocess.run(["git", "update-ref", "--stdin"], cwd=repo, input=lines.encode(),
                    check=True, env={**os.environ, "GIT_CONFIG_GLOBAL": os.devnull,
                                     "GIT_CONFIG_NOSYSTEM": "1"})
-    return repo
+    proc = subprocess.run(["sh", "-c", 'ulimit -s 8192 && exec "$0" -m poelis_scan "$@"',
+                           sys.executable, "git", "--range", "0" * 40 + "..HEAD", "--format",
+                           "json"], cwd=repo, capture_output=True, timeout=600, check=False)
+    assert proc.returncode == 1, proc.stderr.decode()
+    report = CliRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    assert [f["location"]["path"] for f in report.findings()] == ["b.env"]
+    assert report.json()["stats"]["commits_scanned"] == 1
 
 
-@pytest.mark.slow
 def test_debug_shows_the_traceback_and_default_does_not(tmp_path: Path) -> None:
-    """A system refusal deep inside (E2BIG when git cannot be started): one line by default;
-    ``--debug`` adds the traceback. (When refs go to git on standard input, the scan
-    succeeds instead, and there is nothing left to show.)"""
-    repo = _argument_list_too_long(tmp_path)
-    script = ('ulimit -s 8192 && exec "$0" -m poelis_scan "$@"')
-    args = ["git", "--range", "0" * 40 + "..HEAD"]
+    """A system refusal deep inside a run (EMFILE: too many open files, under a small
+    ``ulimit -n``): one line by default; ``--debug`` adds the traceback before it."""
+    tree = tmp_path / "many"
+    tree.mkdir()
+    for index in range(60):
+        (tree / f"f{index}.txt").write_text("x\n")
 
-    def run(*extra: str) -> CliRun:
-        proc = subprocess.run(["sh", "-c", script, sys.executable, *extra, *args], cwd=repo,
+    def run(limit: int, *extra: str) -> CliRun:
+        proc = subprocess.run(["sh", "-c", f'ulimit -n {limit} && exec "$0" -m poelis_scan "$@"',
+                               sys.executable, *extra, "scan", str(tree), "-j", "4"],
                               capture_output=True, timeout=300, check=False)
         return CliRun(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
-    plain = run()
-    if plain.status == 0:
-        pytest.skip("refs are passed on standard input: no E2BIG to show")
-    assert_one_line(plain, "Argument list too long", "rerun with --debug")
-    debug = run("--debug")
+    for limit in range(8, 24):
+        plain = run(limit)
+        if plain.status == 2 and "Too many open files" in plain.stderr:
+            break
+    else:
+        pytest.skip("no descriptor limit here makes the run itself fail")
+    assert_one_line(plain, "Too many open files", "rerun with --debug")
+    debug = run(limit, "--debug")
     assert debug.status == 2 and "Traceback (most recent call last)" in debug.stderr
-    assert debug.stderr.splitlines()[-1].startswith("poelis-scan: error: Argument list")
+    assert debug.stderr.splitlines()[-1] == "poelis-scan: error: Too many open files"
 
 
 def test_traceback_text_is_redacted() -> None:
