@@ -5,6 +5,8 @@ bug.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -21,10 +23,18 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
 
+# --debug: an internal error shows its (redacted) traceback. Read by ``main`` from the raw
+# arguments too, since an error may come before click has parsed them.
+_DEBUG = {"on": False}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="poelis-scan")
-def cli() -> None:
+@click.option("--debug", is_flag=True,
+              help="On an internal error, show the traceback (keys redacted).")
+def cli(debug: bool) -> None:
     """Find leaked Poelis REST API keys in files, streams and git history."""
+    _DEBUG["on"] = debug or _DEBUG["on"]
 
 
 def _apply(options: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -66,6 +76,13 @@ def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-inline-allow", is_flag=True,
                      help="Ignore allow comments in the scanned content (for CI reviewing "
                           "untrusted changes)."),
+        click.option("--untrusted", is_flag=True,
+                     help="The scanned content may be hostile (a pull request, a pushed "
+                          "branch): no configuration, baseline or allow comment from it counts; "
+                          "repository files are read as of the range's base commit."),
+        click.option("--strict", is_flag=True,
+                     help="Exit 2 (after the report) if any input was skipped for an error: "
+                          "an unreadable file, a corrupt object, an archive limit."),
         click.option("--verify", is_flag=True,
                      help="Ask the Poelis API whether each distinct key is live."),
         click.option("--results", metavar="LIST",
@@ -79,12 +96,37 @@ def _report_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return decorated
 
 
+def _check_base_url(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """A base URL git or HTTP could choke on later is a usage error now (one line)."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise click.BadParameter("must not hold spaces or control characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not one)
+    except ValueError as error:
+        raise click.BadParameter(f"not a valid URL ({error})") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise click.BadParameter("must be https://HOST[:PORT][/PATH]")
+    return value
+
+
+def _finite(_: click.Context, __: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter("must be a finite number of seconds")
+    return value
+
+
 def _verify_options() -> list[Callable[..., Any]]:
     return [
-        click.option("--base-url", metavar="URL",
+        click.option("--base-url", metavar="URL", callback=_check_base_url,
                      help="Poelis API base URL (default: $POELIS_BASE_URL, then "
                           "configuration, then https://api.poelis.com)."),
-        click.option("--verify-timeout", type=click.FloatRange(min=0.1),
+        click.option("--verify-timeout", type=click.FloatRange(min=0.1, max=3600),
+                     callback=_finite,
                      help="Deadline in seconds for each API request, from connect to "
                           "last byte (default: 10)."),
         click.option("--verify-concurrency", type=click.IntRange(min=1, max=32),
@@ -113,6 +155,7 @@ def _request(options: dict[str, Any]) -> Any:
         base_url=options.get("base_url"), verify_timeout=options.get("verify_timeout"),
         verify_concurrency=options.get("verify_concurrency"),
         access_check=not options.get("no_access_check"),
+        strict=bool(options.get("strict")), untrusted=bool(options.get("untrusted")),
     )
 
 
@@ -202,13 +245,14 @@ def hook_pre_push(remote: str | None, url: str | None, **options: Any) -> int:
 @_report_options
 def hook_pre_receive(**options: Any) -> int:
     """Server side: scan what a push brings (stdin: git's pre-receive lines) and reject the
-    push if it holds a key. Escape hatch: see the README."""
+    push if it holds a key. Always --untrusted: the pusher wrote what is scanned. Escape
+    hatch: see the README."""
     from .console import warn
     from .run import git_command
     from .sources.git.plumbing import open_repository
     from .sources.git.ranges import pre_receive_revs, skip_requested
 
-    request = _request(options)
+    request = _request({**options, "untrusted": True})
     repo = open_repository(".", receiving=True)  # the pushed objects wait in quarantine
     skip = skip_requested(repo)
     if skip:
@@ -235,10 +279,17 @@ def verify(**options: Any) -> int:
     from .console import warn
     from .detect.grammar import redact, secret_sha256
     from .detect.matches import scan_bytes
+    from .paths import printable
     from .run import verifier
 
     checker = verifier(_request(options))
-    keys = list(dict.fromkeys(m.secret for m in scan_bytes(sys.stdin.buffer.read())))
+    if sys.stdin is None:
+        raise ScanError("standard input is closed: pipe the keys to check into 'verify'")
+    try:
+        text = sys.stdin.buffer.read()
+    except OSError as error:
+        raise ScanError(f"cannot read standard input: {error.strerror or error}") from None
+    keys = list(dict.fromkeys(m.secret for m in scan_bytes(text)))
     if not keys:
         warn("no Poelis API key found on standard input")
         return EXIT_CLEAN
@@ -246,7 +297,8 @@ def verify(**options: Any) -> int:
     for key in keys:
         verdict = verdicts[key]
         extra = f"  ({verdict.detail})" if verdict.status == "unknown" else ""
-        click.echo(f"{redact(key)}  {secret_sha256(key)}  {verdict.status}{extra}")
+        click.echo(f"{redact(key)}  {secret_sha256(key)}  {verdict.status}"
+                   f"{printable(extra)}")
     return EXIT_FINDINGS if any(v.status == "live" for v in verdicts.values()) else EXIT_CLEAN
 
 
@@ -276,32 +328,46 @@ def baseline_create(targets: tuple[str, ...], use_git: bool, output: str,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status instead of raising ``SystemExit``."""
+    """Entry point; returns the exit status instead of raising ``SystemExit``.
+
+    Every way a run can fail ends here as one ``poelis-scan: error: …`` line and exit status
+    2 (1 means findings, so a crash must never look like one); an unexpected exception is a
+    bug, shown as its type and redacted message, with the traceback under ``--debug``.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    _DEBUG["on"] = "--debug" in (args[: args.index("--")] if "--" in args else args)
     for stream in (sys.stdout, sys.stderr):
         # A redacted key holds "…"; never die of an ASCII-only terminal or pipe.
-        if hasattr(stream, "reconfigure"):
+        if stream is not None and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     if not args:  # no command: the help is the answer, but nothing was done
         context = click.Context(cli, info_name="poelis-scan", **cli.context_settings)
         click.echo(cli.get_help(context), err=True)
         return EXIT_ERROR
     try:
+        return _run(args)
+    except BaseException as error:  # the last line of defence, see above
+        if isinstance(error, SystemExit):
+            raise
+        return _internal_error(error)
+
+
+def _run(args: list[str]) -> int:
+    from .console import error as print_error
+
+    try:
         status = cli.main(args=args, prog_name="poelis-scan", standalone_mode=False)
     except click.UsageError as error:
         hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
-        click.echo(f"poelis-scan: error: {error.format_message()}{hint}", err=True)
+        print_error(f"{error.format_message()}{hint}")
         return EXIT_ERROR
     except click.ClickException as error:
-        click.echo(f"poelis-scan: error: {error.format_message()}", err=True)
+        print_error(error.format_message())
         return EXIT_ERROR
     except ScanError as error:  # a git, configuration, baseline, worker or option problem
-        click.echo(f"poelis-scan: error: {error}", err=True)
+        print_error(str(error))
         return EXIT_ERROR
-    except click.exceptions.Abort:
-        click.echo("poelis-scan: interrupted", err=True)
-        return 130
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("poelis-scan: interrupted", err=True)
         return 130
     except BrokenPipeError:
@@ -309,6 +375,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         # clean result; point stdout at /dev/null so the interpreter's final flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FINDINGS
+    except RecursionError:
+        print_error("input nested too deeply to read (RecursionError)")
+        return EXIT_ERROR
+    except BlockingIOError as error:
+        print_error(f"the system refused to start more processes or threads ({error}); "
+                    "try fewer --jobs")
+        return EXIT_ERROR
+    except OSError as error:  # the system said no: E2BIG, EAGAIN, ENOSPC, EMFILE, ...
+        _show_traceback(error)
+        print_error(f"{error.strerror or error}"
+                    + (f": {error.filename}" if error.filename else "")
+                    + ("; rerun with --debug" if not _DEBUG['on'] else ""))
+        return EXIT_ERROR
     if isinstance(status, int):
         return status
     return EXIT_CLEAN
+
+
+def _show_traceback(error: BaseException) -> None:
+    if not _DEBUG["on"]:
+        return
+    import traceback
+
+    from .console import redact_text
+
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    with contextlib.suppress(Exception):
+        sys.stderr.write(redact_text(text))
+        sys.stderr.flush()
+
+
+def _internal_error(error: BaseException) -> int:
+    """A bug: one line, the traceback only under ``--debug``, a key never."""
+    try:
+        from .console import error as print_error
+
+        _show_traceback(error)
+        message = str(error).splitlines()[0] if str(error) else ""
+        print_error(f"internal error ({type(error).__name__}): {message}"
+                    + ("" if _DEBUG["on"] else "; rerun with --debug"))
+    except BaseException:  # stderr itself may be gone
+        pass
+    return EXIT_ERROR

@@ -7,14 +7,19 @@ because a silently ignored allow-list entry or exclude is how secrets get waved 
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ScanError
 
 CONFIG_NAME = ".poelis-scan.toml"
+# Configuration and baselines are small; a bigger file (or /dev/zero) is a mistake or an attack,
+# refused before it costs memory.
+MAX_FILE_BYTES = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -41,6 +46,9 @@ class Config:
     excludes: tuple[PathExclude, ...] = ()
     allowed: tuple[AllowedSecret, ...] = ()
     verify: dict[str, Any] = field(default_factory=dict)  # base-url, timeout, concurrency
+    # Found next to the scanned content rather than named with --config: whoever controls that
+    # content wrote it, so it may never choose where keys are sent (``run.verifier``).
+    discovered: bool = False
 
 
 _TOP_KEYS = {"min-confidence", "exclude", "allow", "verify"}
@@ -99,6 +107,8 @@ def parse(data: dict[str, Any], source: str) -> Config:
         if isinstance(value, bool) or not isinstance(value, expected):
             kind = "a string" if expected is str else "a number"
             raise _fail(source, f"verify.{key}", f"must be {kind}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(source, f"verify.{key}", "must be a finite number")
         if isinstance(value, (int, float)) and value <= 0:
             raise _fail(source, f"verify.{key}", "must be positive")
     return Config(
@@ -110,45 +120,97 @@ def parse(data: dict[str, Any], source: str) -> Config:
     )
 
 
-def load(path: str) -> Config:
-    """Read ``path``: a ``pyproject.toml`` (its ``[tool.poelis-scan]``) or our own file."""
+def read_small_file(path: str, what: str, error: type[ScanError]) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``MAX_FILE_BYTES``.
+
+    A FIFO would block the read and ``/dev/zero`` never ends, so the file is opened without
+    blocking and checked to be regular before a byte is read; the read itself is capped.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what} file") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot read it ({problem.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as problem:
+        raise error(f"{path}: cannot read it ({problem.strerror})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise error(f"{path}: larger than {MAX_FILE_BYTES >> 20} MiB: not a {what} file")
+    return data
+
+
+def loads(data: bytes, source: str, *, pyproject: bool, discovered: bool = False) -> Config:
+    """Parse configuration bytes (read from a file or from a commit) named ``source``."""
     import tomllib
 
     try:
-        with open(path, "rb") as handle:
-            document = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read it ({error.strerror})") from None
+        document = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not valid TOML (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    if os.path.basename(path) == "pyproject.toml":
-        table = document.get("tool", {}).get("poelis-scan", {})
-        return parse(table, f"{path} [tool.poelis-scan]")
-    return parse(document, path)
+        raise ConfigError(f"{source}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML (nested too deeply)") from None
+    if pyproject:
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict):
+            raise _fail(source, "tool", "must be a table")
+        table = tool.get("poelis-scan", {})
+        if not isinstance(table, dict):
+            raise _fail(source, "tool.poelis-scan", "must be a table")
+        config = parse(table, f"{source} [tool.poelis-scan]")
+    else:
+        config = parse(document, source)
+    return Config(config.source, config.min_confidence, config.excludes, config.allowed,
+                  config.verify, discovered)
+
+
+def load(path: str, *, discovered: bool = False) -> Config:
+    """Read ``path``: a ``pyproject.toml`` (its ``[tool.poelis-scan]``) or our own file."""
+    data = read_small_file(path, "configuration", ConfigError)
+    return loads(data, path, pyproject=os.path.basename(path) == "pyproject.toml",
+                 discovered=discovered)
+
+
+def holds_our_table(data: bytes) -> bool:
+    """Whether a ``pyproject.toml``'s bytes mention ``[tool.poelis-scan]`` (cheap test)."""
+    return b"[tool.poelis-scan" in data or (b"poelis-scan" in data and b"[tool" in data)
 
 
 def _has_our_table(pyproject: str) -> bool:
     try:
         with open(pyproject, "rb") as handle:
-            return b"[tool.poelis-scan" in handle.read()
+            return holds_our_table(handle.read(MAX_FILE_BYTES + 1))
     except OSError:
         return False
 
 
-def discover(start: str, stop: str | None) -> Config:
-    """The first configuration from ``start`` up to ``stop`` (the repository root), if any."""
+def find(start: str, stop: str | None) -> str | None:
+    """The first configuration file from ``start`` up to ``stop`` (the repository root)."""
     current = os.path.abspath(start if os.path.isdir(start) else os.path.dirname(start) or ".")
     boundary = os.path.abspath(stop) if stop else current
     while True:
         own = os.path.join(current, CONFIG_NAME)
         if os.path.isfile(own):
-            return load(own)
+            return own
         pyproject = os.path.join(current, "pyproject.toml")
         if os.path.isfile(pyproject) and _has_our_table(pyproject):
-            return load(pyproject)
+            return pyproject
         parent = os.path.dirname(current)
         if current == boundary or parent == current or not current.startswith(boundary):
-            return Config()
+            return None
         current = parent
+
+
+def discover(start: str, stop: str | None) -> Config:
+    """The first configuration from ``start`` up to ``stop`` (the repository root), if any."""
+    path = find(start, stop)
+    return load(path, discovered=True) if path is not None else Config()

@@ -8,32 +8,54 @@ first, so the two never mix on one line.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from .paths import printable
 from .stats import Skip, Stats
 
 PROGRAM = "poelis-scan"
+_KEY_SHAPED = re.compile(r"poelis_api_[A-Za-z0-9_-]+")
 
 
 def _is_terminal(stream: IO[str]) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
-def echo(line: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(line + "\n")
+def redact_text(text: str) -> str:
+    """``text`` with every key-shaped run redacted: for text that may quote content (a
+    traceback under ``--debug``, an exception message) and is printed without ``--reveal``."""
+    from .detect.grammar import redact
+
+    return _KEY_SHAPED.sub(lambda match: redact(match.group()), text)
+
+
+def _write(raw: str) -> None:
+    sys.stderr.write(raw + "\n")
     sys.stderr.flush()
 
 
+def echo(line: str) -> None:
+    """One line on stderr, its control characters escaped (``paths.printable``)."""
+    _write(printable(line))
+
+
 def warn(message: str) -> None:
-    # On a terminal, first erase a progress line that may be showing.
+    # On a terminal, first erase a progress line that may be showing (our own sequence; the
+    # message itself is escaped, so a name cannot erase or hide anything).
     erase = "\r\033[K" if _is_terminal(sys.stderr) else ""
-    echo(f"{erase}{PROGRAM}: warning: {message}")
+    _write(f"{erase}{PROGRAM}: warning: {printable(message)}")
+
+
+def error(message: str) -> None:
+    """The one ``poelis-scan: error: …`` line of a run that cannot go on."""
+    _write(f"{PROGRAM}: error: {printable(redact_text(message))}")
 
 
 def on_problem(note: Skip) -> None:
@@ -68,7 +90,7 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
-def summary(stats: Stats, min_confidence: str) -> str:
+def summary(stats: Stats, min_confidence: str, *, untrusted: bool = False) -> str:
     """The last line of every scan: what was covered, what was found, what was left out."""
     if stats.git is not None:
         what = ", ".join([_plural(stats.git.blobs, "blob"), _plural(stats.git.commits, "commit"),
@@ -92,6 +114,9 @@ def summary(stats: Stats, min_confidence: str) -> str:
         line += f"; skipped {skipped}"
     if stats.git is not None and stats.git.history_cut:
         line += "; history is cut (shallow clone)"
+    if untrusted:
+        line += ("; untrusted (no configuration, baseline or allow comment from the scanned "
+                 "content)")
     return line
 
 
@@ -100,8 +125,7 @@ class Progress:
 
     def __init__(self, stream: IO[str], delay: float | None = None, interval: float = 0.2) -> None:
         self.stream = stream
-        self.delay = float(os.environ.get("POELIS_SCAN_PROGRESS_DELAY", "0.5")) \
-            if delay is None else delay
+        self.delay = _progress_delay() if delay is None else delay
         self.interval = interval
         self.started = time.monotonic()
         self.last = 0.0
@@ -127,6 +151,16 @@ class Progress:
             self.stream.write("\r\033[K")
             self.stream.flush()
             self.shown = False
+
+
+def _progress_delay() -> float:
+    """``POELIS_SCAN_PROGRESS_DELAY`` seconds (tests set 0); a value that is not a finite
+    number is ignored: a display setting never stops a scan."""
+    try:
+        delay = float(os.environ.get("POELIS_SCAN_PROGRESS_DELAY", "0.5"))
+    except ValueError:
+        return 0.5
+    return delay if math.isfinite(delay) and delay >= 0 else 0.5
 
 
 @contextmanager

@@ -5,6 +5,7 @@ summary and exit status. The CLI parses options into a ``Request`` and calls one
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .sources.git.plumbing import Repository
     from .sources.git.ranges import Mode
     from .triage.policy import Policy
+    from .triage.trust import Trusted
     from .verify import Verifier
 
 EXIT_CLEAN = 0
@@ -56,14 +58,18 @@ class Request:
     verify_timeout: float | None = None
     verify_concurrency: int | None = None
     access_check: bool = True  # after a live verdict, count what the key opens
+    strict: bool = False  # any input skipped for an error fails the run (after the report)
+    untrusted: bool = False  # the scanned content may be hostile: see triage/trust.py
 
 
 @dataclass(frozen=True, slots=True)
 class _Where:
-    """Where a scan looked: the root report paths are relative to, and the repository."""
+    """Where a scan looked: the root report paths are relative to, and the repository; and,
+    for a scan that may legitimately read nothing (nothing staged, no new commits), why."""
 
     root: str
     git_dir: str | None = None
+    empty_is_clean: str | None = None
 
 
 def verifier(request: Request, config: Config | None = None) -> Verifier:
@@ -71,6 +77,14 @@ def verifier(request: Request, config: Config | None = None) -> Verifier:
     from .verify import Settings, Verifier, resolve_base_url
 
     settings = dict(config.verify) if config is not None else {}
+    if config is not None and config.discovered and "base-url" in settings:
+        # Whoever wrote the scanned content wrote this file: it may not choose where every key
+        # found (the organization's old leaks included) is sent.
+        from .console import warn
+
+        warn(f"{config.source}: [verify] base-url ignored: only a file passed with --config, "
+             "--base-url or POELIS_BASE_URL may choose where keys are sent")
+        del settings["base-url"]
     return Verifier(Settings(
         base_url=resolve_base_url(request.base_url, settings.get("base-url")),
         timeout=float(request.verify_timeout or settings.get("timeout") or 10.0),
@@ -79,19 +93,28 @@ def verifier(request: Request, config: Config | None = None) -> Verifier:
     ))
 
 
-def _policy(request: Request, start: str, stop: str | None) -> tuple[Policy, str]:
-    """Options and configuration resolved before any work, so mistakes cost nothing; returns
-    the policy and the confidence floor."""
+def _trusted(request: Request, start: str, stop: str | None) -> Trusted:
+    """Configuration (given, else discovered) and baseline, as a trusting run reads them."""
     from .config import discover
     from .config import load as load_config
     from .triage.baseline import load as load_baseline
-    from .triage.policy import Policy
+    from .triage.trust import Trusted
 
     config = load_config(request.config_path) if request.config_path else discover(start, stop)
     baseline = load_baseline(request.baseline_path) if request.baseline_path else None
+    return Trusted(config, baseline)
+
+
+def _policy(request: Request, trusted: Trusted) -> tuple[Policy, str]:
+    """Options and configuration resolved before any work, so mistakes cost nothing; returns
+    the policy and the confidence floor."""
+    from .triage.policy import Policy
+
+    config, baseline = trusted.config, trusted.baseline
     wanted = request.results
     verify = request.verify or (wanted is not None and "unverified" not in wanted)
-    policy = Policy(config=config, baseline=baseline, inline_allow=request.inline_allow,
+    inline = request.inline_allow and not request.untrusted
+    policy = Policy(config=config, baseline=baseline, inline_allow=inline,
                     show_suppressed=request.show_suppressed,
                     results=set(wanted) if wanted is not None else None, verify=verify)
     return policy, request.min_confidence or config.min_confidence or "high"
@@ -101,20 +124,28 @@ def _scan_files(paths: Iterable[str], exclude: Iterable[str], request: Request
                 ) -> tuple[ScanResult, Policy, str, _Where]:
     from . import console
     from .paths import find_repository_root
+    from .sources.files import report_base
 
+    check_targets(request)
     roots = list(paths) or ["."]
     for root in roots:
         if root != "-" and not os.path.lexists(root):
             raise ScanError(f"no such file or directory: {root}")
     first = next((r for r in roots if r != "-"), ".")
     repository = find_repository_root(first)
-    policy, floor = _policy(request, first, repository)
+    if request.untrusted:
+        from .triage.trust import for_files
+
+        trusted = for_files(roots, request.config_path, request.baseline_path, first,
+                            repository, console.warn)
+    else:
+        trusted = _trusted(request, first, repository)
+    policy, floor = _policy(request, trusted)
     with console.progress(request.quiet) as progress:
         result = scan_paths(roots, exclude=exclude, min_confidence=floor, jobs=request.jobs,
                             on_skip=console.on_problem, on_warning=console.on_problem,
                             on_progress=progress, decode=request.decode)
-    root = repository or os.path.abspath(first if os.path.isdir(first)
-                                         else os.path.dirname(first) or ".")
+    root = repository or report_base(roots)
     return result, policy, floor, _Where(root)
 
 
@@ -126,16 +157,58 @@ def _scan_repositories(repositories: Iterable[str | Repository], mode: Mode,
     from . import console
     from .sources.git.plumbing import open_repository
 
+    check_targets(request)
     repos = [open_repository(r) if isinstance(r, str) else r for r in repositories]
     repos = repos or [open_repository(".")]
     first = repos[0]
-    policy, floor = _policy(request, first.work_tree or first.git_dir, first.work_tree)
+    if request.untrusted:
+        from .sources.git.plumbing import run_git
+        from .triage.trust import for_repository
+
+        trusted = for_repository(run_git, first.path, first.git_dir, first.work_tree,
+                                 _base_commit(mode, since_commit, commit_range),
+                                 request.config_path, request.baseline_path, console.warn)
+    else:
+        trusted = _trusted(request, first.work_tree or first.git_dir, first.work_tree)
+    policy, floor = _policy(request, trusted)
     with console.progress(request.quiet) as progress:
         result = scan_git(repos, mode=mode, since_commit=since_commit,
                           commit_range=commit_range, min_confidence=floor, jobs=request.jobs,
                           decode=request.decode, on_warning=console.on_problem,
                           rev_sets=rev_sets, on_progress=progress)
-    return result, policy, floor, _Where(first.work_tree or first.git_dir, first.path)
+    # Nothing to read can be the true answer here; a repository whose objects are missing
+    # says so in warnings, which keep an empty scan from counting as clean.
+    empty = {"staged": "nothing is staged", "range": "the range holds no new commits",
+             "revs": "the push brings no new commits"}.get(mode)
+    if mode == "all" and result.stats.items_scanned == 0 and not any(map(_has_refs, repos)):
+        empty = "the repository has no commits yet"
+    return result, policy, floor, _Where(first.work_tree or first.git_dir, first.path, empty)
+
+
+def _has_refs(repo: Repository) -> bool:
+    """Whether any ref exists: a repository with refs whose scan read no object has lost its
+    objects (missing packs), which is no clean result."""
+    from .sources.git.plumbing import run_git
+
+    return bool(run_git(repo.path, "for-each-ref", "--format=%(refname)", "--count=1",
+                        check=False).strip())
+
+
+def _base_commit(mode: Mode, since_commit: str | None, commit_range: str | None) -> str | None:
+    """The commit a change under review started from: what ``--untrusted`` reads the
+    repository's configuration and baseline at (``None``: there is none)."""
+    from .sources.git.plumbing import is_zero_sha
+
+    if mode == "staged":
+        return "HEAD"
+    if mode != "range":
+        return None
+    base = since_commit
+    if commit_range is not None:
+        base = commit_range.split("..", 1)[0] if ".." in commit_range else None
+    if not base or base.startswith("-") or is_zero_sha(base):
+        return None
+    return base
 
 
 def files_command(paths: Iterable[str], exclude: Iterable[str], request: Request) -> int:
@@ -152,7 +225,8 @@ def git_command(repositories: Iterable[str | Repository], mode: Mode, request: R
     return _finish(*scanned, request)
 
 
-def _context(request: Request, where: _Where, stats: Stats) -> ReportContext:
+def _context(request: Request, where: _Where, stats: Stats, failure: str | None
+             ) -> ReportContext:
     """What SARIF and GitLab reports say about the scan as a whole (git asked only for them)."""
     from .report import ReportContext
 
@@ -166,7 +240,24 @@ def _context(request: Request, where: _Where, stats: Stats) -> ReportContext:
         uri = public_remote(run_git(at, "remote", "get-url", "origin",
                                     check=False).decode("utf-8", "replace"))
     return ReportContext(root=where.root, repository_uri=uri, revision=revision,
-                         started_at=stats.started_at)
+                         started_at=stats.started_at, failure=failure)
+
+
+def _coverage_failure(stats: Stats, where: _Where, strict: bool) -> str | None:
+    """Why the run cannot call its result clean although it may have no finding: it read
+    nothing, or (``--strict``) it skipped input for an error. ``None``: coverage is fine."""
+    problems = stats.problems
+    if stats.items_scanned == 0 and not (where.empty_is_clean and not problems):
+        left = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()))
+        broken = ", ".join(f"{n} {why}" for why, n in sorted(stats.warnings.items()))
+        what = "; ".join(part for part in (left and f"skipped {left}",
+                                          broken and f"warnings: {broken}") if part)
+        none = "no git object could be read" if stats.git is not None else "no file to read"
+        return f"nothing was read ({what or none}), so this is not a clean result"
+    if strict and problems:
+        return (f"--strict: {problems} input{'s' if problems != 1 else ''} could not be read "
+                "in full (see the warnings above)")
+    return None
 
 
 def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
@@ -181,7 +272,9 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
     stats.findings_reported = outcome.failing
     if request.report_stale:
         stats.baseline_stale = len(outcome.stale)
-    report = _render(request, outcome.reported, stats, _context(request, where, stats))
+    failure = _coverage_failure(stats, where, request.strict)
+    report = _render(request, outcome.reported, stats,
+                     _context(request, where, stats, failure))
     write_text(request.output, report.text)
     for note in report.notes:
         console.warn(note)
@@ -192,9 +285,14 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
     if outcome.failing and request.fmt == "text" and not request.quiet:
         console.echo(_WHAT_TO_DO)
     if not request.quiet:
-        console.echo(console.summary(stats, floor))
-    if stats.items_scanned == 0:
-        console.warn("nothing was scanned, so this is not a clean result")
+        console.echo(console.summary(stats, floor, untrusted=request.untrusted))
+    if stats.items_scanned == 0 and where.empty_is_clean and not stats.problems:
+        console.warn(f"nothing was scanned: {where.empty_is_clean}")
+    if failure is not None:
+        # Written after the report, so CI keeps its findings; the exit status and the report
+        # both say the result is not clean (CI reads those, not stderr).
+        console.error(failure)
+        return EXIT_ERROR
     return EXIT_FINDINGS if outcome.failing else EXIT_CLEAN
 
 
@@ -218,6 +316,7 @@ def baseline_command(targets: Iterable[str], use_git: bool, output: str,
     from .triage.baseline import dumps, from_findings
     from .triage.policy import triage
 
+    check_targets(request, output)
     if use_git:
         result, policy, _, _ = _scan_repositories(targets, "all", None, None, request)
     else:
@@ -229,16 +328,66 @@ def baseline_command(targets: Iterable[str], use_git: bool, output: str,
     return EXIT_CLEAN
 
 
+def check_targets(request: Request, output: str | None = None) -> None:
+    """Fail before any scanning when the report could not be written: a scan of a whole
+    history must not end in "cannot write". (Baselines and configurations are read before the
+    scan too, by ``_policy``.)"""
+    target = output if output is not None else request.output
+    if target is None or target == "-":
+        return
+    if os.path.isdir(target):
+        raise ScanError(f"cannot write {target}: it is a directory")
+    if os.path.lexists(target) and not os.path.isfile(target):
+        if not os.access(target, os.W_OK):
+            raise ScanError(f"cannot write {target}: permission denied")
+        return  # a device or a pipe (/dev/stdout, /dev/null): written in place
+    directory = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(directory):
+        raise ScanError(f"cannot write {target}: no such directory {os.path.dirname(target)}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ScanError(f"cannot write {target}: permission denied in "
+                        f"{os.path.dirname(target) or '.'}")
+
+
 def write_text(output: str | None, text: str) -> None:
-    """``text`` to standard output (``None`` or ``-``) or to the file ``output``."""
+    """``text`` to standard output (``None`` or ``-``) or to the file ``output``.
+
+    A file is written whole or not at all: into a temporary file in the same directory, renamed
+    over ``output`` on success, so a full disk never leaves a truncated SARIF for CI to upload.
+    A device or pipe named as output (``/dev/stdout``) is written in place.
+    """
     import sys
+    import tempfile
 
     if output is None or output == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            # Quiet the interpreter's last flush of what could not be written.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise ScanError(f"cannot write standard output: {error.strerror or error}") from None
         return
     try:
-        with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        if os.path.lexists(output) and not os.path.isfile(output):
+            with open(output, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return
+        directory = os.path.dirname(os.path.abspath(output))
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.",
+                                         suffix=".tmp", dir=directory)
+        try:
+            mask = os.umask(0)
+            os.umask(mask)
+            os.fchmod(fd, 0o666 & ~mask)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
     except OSError as error:
         raise ScanError(f"cannot write {output}: {error.strerror or error}") from None

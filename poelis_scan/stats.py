@@ -14,6 +14,9 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+ERROR_SKIPS = frozenset({"unreadable", "error"})  # skipped paths that are errors
+NOT_ERRORS = frozenset({"shallow_clone"})  # warnings that are not
+
 
 @dataclass(frozen=True, slots=True)
 class Skip:
@@ -81,6 +84,15 @@ class Stats:
         self.archive_members_scanned += batch.members
         self.archive_bytes_expanded += batch.expanded
         self.findings_below_confidence += batch.below_confidence
+
+    @property
+    def problems(self) -> int:
+        """Inputs skipped or cut short for an error (an unreadable file, a corrupt object, an
+        archive limit): what ``--strict`` fails the run for. Deliberate skips (excludes,
+        symbolic links, special files) and a shallow clone's cut are not errors."""
+        skipped = sum(n for why, n in self.skipped.items() if why in ERROR_SKIPS)
+        warned = sum(n for why, n in self.warnings.items() if why not in NOT_ERRORS)
+        return skipped + warned
 
     @property
     def items_scanned(self) -> int:

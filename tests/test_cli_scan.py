@@ -148,10 +148,12 @@ def test_clean_directory_exits_zero(tmp_path: Path) -> None:
 
 
 def test_empty_scan_says_nothing_was_scanned(tmp_path: Path) -> None:
+    """Issue 10 item 9: CI reads exit codes; an empty scan is not a clean one."""
     run = run_cli("scan", str(tmp_path), "--format", "json")
-    assert run.status == 0
-    assert run.json()["stats"]["files_scanned"] == 0
-    assert "nothing was scanned" in run.stderr
+    assert run.status == 2
+    assert run.json()["stats"]["files_scanned"] == 0  # the report is still written
+    assert run.stderr.splitlines()[-1] == (
+        "poelis-scan: error: nothing was read (no file to read), so this is not a clean result")
 
 
 @pytest.mark.parametrize(

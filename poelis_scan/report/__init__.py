@@ -33,6 +33,9 @@ class ReportContext:
     repository_uri: str | None = None  # the origin remote, when known
     revision: str | None = None  # HEAD of the scanned work tree, when there is one
     started_at: float = 0.0  # epoch seconds
+    # Why the scan cannot count as complete (it read nothing, or --strict and input was
+    # skipped for an error); the report says so, because CI reads reports, not stderr.
+    failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,7 @@ def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = Fa
             "type": "secret_detection",
             "start_time": _timestamp(started),
             "end_time": _timestamp(started + stats.seconds),
-            "status": "success",
+            "status": "failure" if context.failure else "success",
         },
         "vulnerabilities": vulnerabilities,
     }

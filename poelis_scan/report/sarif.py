@@ -145,6 +145,12 @@ def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = Fa
         "properties": {"truncated": truncated, "total_results": len(findings),
                        "stats": stats.to_dict()},
     }
+    invocation: dict[str, Any] = {"executionSuccessful": context.failure is None}
+    if context.failure is not None:
+        invocation["toolExecutionNotifications"] = [
+            {"level": "error", "message": {"text": context.failure},
+             "descriptor": {"id": "incomplete-scan"}}]
+    run["invocations"] = [invocation]
     if context.root:
         root_uri = "file://" + quote(os.path.abspath(context.root).rstrip("/") + "/")
         run["originalUriBaseIds"] = {"%SRCROOT%": {"uri": root_uri}}

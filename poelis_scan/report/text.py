@@ -4,6 +4,7 @@ so editors and terminals turn it into a link."""
 from __future__ import annotations
 
 from ..findings import Finding
+from ..paths import printable
 from ..stats import Stats
 from . import Report, ReportContext
 
@@ -19,9 +20,12 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 def format_finding(finding: Finding, *, reveal: bool = False, color: bool = False) -> str:
     loc = finding.location
-    where = f"{finding.display_path}:{loc.line}:{loc.column}"
+    # Names come from the scanned content (file names, archive members, git paths): escaped,
+    # so none can hide this line, forge another or retitle the terminal.
+    shown = printable(finding.display_path)
+    where = f"{shown}:{loc.line}:{loc.column}"
     if loc.member:
-        where = f"{finding.display_path}[{loc.member}]:{loc.line}:{loc.column}"
+        where = f"{shown}[{printable(loc.member)}]:{loc.line}:{loc.column}"
     key = finding.secret if reveal else finding.redacted
     extra = [finding.confidence.value]
     if finding.encoding != "plain":
@@ -30,7 +34,7 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
     if status != "unverified":
         extra.append(status)
     if finding.suppression:
-        extra.append(f"suppressed: {finding.suppression.kind}")
+        extra.append(f"suppressed: {printable(finding.suppression.kind)}")
     return (
         f"{_paint(where, _BOLD, color)}: Poelis API key {_paint(key, _RED, color)} "
         f"{_paint('(' + ', '.join(extra) + ')', _DIM, color)}"

@@ -7,13 +7,13 @@ or on how they were cut into reads.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..detect.matches import LOOKAHEAD, LOOKBEHIND, Match, find_matches
 from ..settings import DEFAULT, ScanSettings
+from .allow import allowed_in_comment
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
 # bounded whatever the file size: a stream is scanned through one buffer of this size.
@@ -125,19 +125,19 @@ def _locate_at(buf: bytes | bytearray, match: Match, base: int, state: _LineStat
                         inline_allow=_allowed_inline(buf, pos, match.end))
 
 
-# ``poelis-scan: allow`` in any comment syntax, and detect-secrets' marker for teams migrating.
-_ALLOW_MARKER = re.compile(rb"poelis-scan:\s*allow|pragma:\s*allowlist[ -]secret", re.I)
 _LINE_LIMIT = 4096
 
 
 def _allowed_inline(buf: bytes | bytearray, start: int, end: int) -> bool:
-    """Whether the key's line, or the line before it, carries an allow marker."""
+    """Whether the key's line, or the line before it, carries an allow marker in a comment
+    (``scan/allow.py``: a marker in a string literal or a longer word does not count)."""
     line_start = buf.rfind(b"\n", max(start - _LINE_LIMIT, 0), start) + 1
     previous_start = buf.rfind(b"\n", max(line_start - 1 - _LINE_LIMIT, 0), max(line_start - 1, 0))
     first = previous_start + 1 if line_start > 0 else line_start
     line_end = buf.find(b"\n", end, end + _LINE_LIMIT)
     last = line_end if line_end != -1 else min(len(buf), end + _LINE_LIMIT)
-    return _ALLOW_MARKER.search(bytes(buf[first:last])) is not None
+    lines = bytes(buf[first:last]).split(b"\n")
+    return any(allowed_in_comment(line) for line in lines[-2:])
 
 
 _PLAIN_PREFIX = b"poelis_api_"

@@ -57,17 +57,29 @@ class FileTask:
         return printable_path(_join(self.report_root, self.relative))
 
 
-def _report_prefix(root: str) -> str:
-    """Report name of ``root`` itself: relative to its repository, else to the scanned path."""
+def report_base(roots: list[str]) -> str:
+    """The directory report paths are relative to outside git.
+
+    One directory: that directory (``scan src`` reports ``app.py``, as it always has, so its
+    fingerprints stay). Otherwise (several roots, or a file) the current directory when every
+    root lies below it, else the roots' common parent: ``scan a b`` reports ``a/config.env``
+    and ``b/config.env``, never two ``config.env`` under one fingerprint, and
+    ``scan deploy/app.env`` reports ``deploy/app.env``.
+    """
+    named = [os.path.abspath(r) for r in roots if r != STDIN] or [os.getcwd()]
+    if len(named) == 1 and os.path.isdir(named[0]):
+        return named[0]
+    here = os.getcwd()
+    if all(not os.path.relpath(r, here).startswith("..") for r in named):
+        return here
+    return os.path.commonpath([r if os.path.isdir(r) else os.path.dirname(r) for r in named])
+
+
+def _report_prefix(root: str, base: str) -> str:
+    """Report name of ``root`` itself: relative to its repository, else to ``base``."""
     absolute = os.path.abspath(root)
     repository = find_repository_root(absolute)
-    if repository is not None:
-        base = repository
-    elif os.path.isdir(absolute):
-        base = absolute
-    else:
-        base = os.path.dirname(absolute)
-    relative = os.path.relpath(absolute, base)
+    relative = os.path.relpath(absolute, repository if repository is not None else base)
     return "" if relative == "." else relative.replace(os.sep, "/")
 
 
@@ -86,8 +98,9 @@ def walk(
     Standard input is not walked: the scanner reads it in the main process. ``on_warning``
     hears of a ``.git`` that is not a repository (scanned as content).
     """
+    base = report_base(roots)
     for root in roots:
-        prefix = _report_prefix(root)
+        prefix = _report_prefix(root, base)
         if not os.path.isdir(root):
             yield FileTask(root, "", root, prefix or os.path.basename(root))
             continue

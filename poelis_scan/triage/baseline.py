@@ -60,13 +60,18 @@ def dumps(baseline: Baseline) -> str:
 
 
 def load(path: str) -> Baseline:
+    """Read a baseline file (a regular file of at most 1 MiB: see ``config.read_small_file``)."""
+    from ..config import read_small_file
+
+    return loads(read_small_file(path, "baseline", BaselineError), path)
+
+
+def loads(data: bytes, path: str) -> Baseline:
+    """Parse baseline bytes read from a file or from a commit (``path`` names them)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file") from None
-    except OSError as error:
-        raise BaselineError(f"{path}: cannot read it ({error.strerror})") from None
+        document = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise BaselineError(f"{path}: not a poelis-scan baseline (nested too deeply)") from None
     except ValueError as error:
         raise BaselineError(f"{path}: not a poelis-scan baseline (invalid JSON: {error})") from None
     if not isinstance(document, dict) or document.get("tool") != "poelis-scan":
@@ -77,7 +82,7 @@ def load(path: str) -> Baseline:
     try:
         entries = tuple(Entry(str(e["secret_sha256"]), str(e["fingerprint"]), str(e["path"]))
                         for e in document["entries"])
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, RecursionError):
         raise BaselineError(f"{path}: malformed entries (each needs secret_sha256, "
                             "fingerprint and path)") from None
     return Baseline(entries)

@@ -133,13 +133,33 @@ class RangeSelection:
     introductions: dict[str, list[Introduction]] = field(default_factory=dict)
 
 
+_REVS_ON_STDIN = 64 << 10  # bytes of revisions above which they go to git on standard input
+
+
+def _log_revs(revs: list[str]) -> tuple[list[str], bytes | None]:
+    """Revisions as arguments, or (many refs: a new branch's ``--not`` list) on standard input,
+    where no argument-list limit (E2BIG) applies; ``--stdin`` takes ``^REV``, not ``--not``."""
+    if sum(map(len, revs)) < _REVS_ON_STDIN:
+        return revs, None
+    lines, negate = [], False
+    for rev in revs:
+        if rev == "--not":
+            negate = not negate
+        elif rev.startswith("-"):
+            return revs, None  # an option (--remotes=…) has no standard-input form
+        else:
+            lines.append(f"^{rev}" if negate else rev)
+    return ["--stdin"], "".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape")
+
+
 def select_range(repo: Repository, revs: list[str],
                  selection: RangeSelection | None = None) -> RangeSelection:
     """Blobs and commit messages introduced by the commits ``git log REVS`` lists (added to
     ``selection`` when given, so several ranges merge without reading an object twice)."""
     selection = selection if selection is not None else RangeSelection()
     seen = {o.sha for o in selection.objects if o.type == "commit"}
-    for commit, time, entries in parse_raw_log(log_raw(repo, *revs)):
+    arguments, stdin = _log_revs(revs)
+    for commit, time, entries in parse_raw_log(log_raw(repo, *arguments, stdin=stdin)):
         if commit not in seen:
             seen.add(commit)
             selection.objects.append(GitObject(commit, "commit", 0))
