@@ -210,16 +210,6 @@ def poelis_commands(node: object) -> Iterator[str]:
                 yield line.strip()
 
 
-_AWAITED_FLAGS = ("--strict", "--untrusted")
-
-
-def _cli_knows(flag: str) -> bool:
-    from poelis_scan.cli import cli
-
-    git_command = cli.get_command(None, "git")  # type: ignore[arg-type]
-    return any(flag in param.opts for param in git_command.params)  # type: ignore[union-attr]
-
-
 def accepted_by_the_cli(line: str) -> None:
     """Parse a command line with the real CLI parser, without running it."""
     import click
@@ -228,9 +218,6 @@ def accepted_by_the_cli(line: str) -> None:
 
     expanded = os.path.expandvars(line.replace("${{", "$X{").replace("}}", "}"))
     args = shlex.split(expanded.split("||")[0].split(";")[0])[1:]
-    # --strict and --untrusted arrive with issue 10 items 1 and 9 on another branch; until this
-    # CLI has them, check the rest of the line.
-    args = [a for a in args if a not in _AWAITED_FLAGS or _cli_knows(a)]
     command: click.Command = cli
     name = "poelis-scan"
     while isinstance(command, click.Group):  # walk down to the (sub)command being run

