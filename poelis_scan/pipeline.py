@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -40,6 +40,7 @@ SERIAL_BELOW_OBJECTS = 200  # git objects, likewise
 
 OnSkip = Callable[[Skip], None]
 OnProgress = Callable[[Stats, int], None]
+OnObjectsRead = Callable[["Repository", list[str]], None]
 
 
 def default_jobs() -> int:
@@ -160,14 +161,23 @@ def scan_git(
     rev_sets: list[list[str]] | None = None,
     on_progress: OnProgress | None = None,
     executor: Executor = "process",
+    skip_objects: Collection[str] | None = None,
+    on_objects_read: OnObjectsRead | None = None,
 ) -> ScanResult:
     """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
     (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
     ``rev_sets``, lists of ``git log`` arguments, as hooks compute them), or the index
     (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
-    unusable; problems with single objects are warnings and the scan goes on."""
+    unusable; problems with single objects are warnings and the scan goes on.
+
+    Incremental scans (``--state``): objects in ``skip_objects`` are not read (an earlier run
+    read them; they are counted as ``skipped.already_scanned``, and the provenance walk leaves
+    out the commits among them), and ``on_objects_read`` receives, once a repository's scan is
+    complete, the ids of the objects it read, for the caller to record after their findings
+    (a scan that dies before then records nothing, so a rerun reads them again)."""
     from .sources.git import contents, provenance
     from .sources.git.contents import BROKEN
+    from .sources.git.incremental import Skipping, old_commits
     from .sources.git.plumbing import open_repository
     from .sources.git.ranges import select
 
@@ -187,7 +197,10 @@ def scan_git(
             git.history_cut = True
             _warned(stats, listeners, Skip(repo.path, "shallow_clone", "shallow clone: commits "
                     "before the cut are not here to scan (git fetch --unshallow fetches them)"))
-        head, objects = _peek(iter(selection.objects), SERIAL_BELOW_OBJECTS)
+        skipping = (Skipping(selection.objects, skip_objects or ())
+                    if skip_objects or on_objects_read is not None else None)
+        head, objects = _peek(iter(skipping if skipping is not None else selection.objects),
+                              SERIAL_BELOW_OBJECTS)
         small = len(head) < SERIAL_BELOW_OBJECTS
         batches = run_batches(partial(contents.scan_objects, settings=settings),
                               contents.batches(repo.path, objects),
@@ -198,6 +211,13 @@ def scan_git(
             for sha in selection.lister.broken:
                 _warned(stats, listeners, Skip(repo.path, "unreadable_object",
                                                BROKEN.format(sha=sha)))
+        old: list[str] = []
+        if skipping is not None:
+            stats.skipped["already_scanned"] += skipping.skipped
+            if skip_objects and selection.lister is not None:
+                old = old_commits(selection.lister.commits, skip_objects)
         label = repo.path if len(repos) > 1 else ""
-        found += provenance.findings(repo, mode, selection, hits, label)
+        found += provenance.findings(repo, mode, selection, hits, label, old)
+        if skipping is not None and on_objects_read is not None:
+            on_objects_read(repo, skipping.handed)
     return _result(found, stats, min_confidence, started)

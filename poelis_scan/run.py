@@ -17,6 +17,7 @@ from .stats import Stats
 
 if TYPE_CHECKING:
     from .config import Config
+    from .org import OrgRequest
     from .report import Report, ReportContext
     from .sources.git.plumbing import Repository
     from .sources.git.ranges import Mode
@@ -87,6 +88,7 @@ def _policy(request: Request, start: str, stop: str | None) -> tuple[Policy, str
     from .triage.baseline import load as load_baseline
     from .triage.policy import Policy
 
+    check_output(request.output)
     config = load_config(request.config_path) if request.config_path else discover(start, stop)
     baseline = load_baseline(request.baseline_path) if request.baseline_path else None
     wanted = request.results
@@ -157,7 +159,7 @@ def _context(request: Request, where: _Where, stats: Stats) -> ReportContext:
     from .report import ReportContext
 
     revision = uri = None
-    if request.fmt in ("sarif", "gitlab"):
+    if request.fmt in ("sarif", "gitlab") and stats.shard is None:  # not many repositories
         from .sources.git.plumbing import public_remote, run_git
 
         at = where.git_dir or where.root
@@ -193,7 +195,7 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
         console.echo(_WHAT_TO_DO)
     if not request.quiet:
         console.echo(console.summary(stats, floor))
-    if stats.items_scanned == 0:
+    if stats.items_scanned == 0 and not stats.skipped["already_scanned"]:
         console.warn("nothing was scanned, so this is not a clean result")
     return EXIT_FINDINGS if outcome.failing else EXIT_CLEAN
 
@@ -227,6 +229,103 @@ def baseline_command(targets: Iterable[str], use_git: bool, output: str,
     console.warn(f"baseline of {len(outcome.reported)} findings written to "
                  f"{'standard output' if output == '-' else output}")
     return EXIT_CLEAN
+
+
+def check_output(output: str | None) -> None:
+    """Fail before any work if the report could not be written (a scan of an organization
+    takes hours; losing it to a typo in ``-o`` is not acceptable). Creates nothing."""
+    if output is None or output == "-":
+        return
+    if os.path.isdir(output):
+        raise ScanError(f"cannot write {output}: it is a directory")
+    if os.path.exists(output):
+        if not os.access(output, os.W_OK):
+            raise ScanError(f"cannot write {output}: permission denied")
+        return
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise ScanError(f"cannot write {output}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ScanError(f"cannot write {output}: permission denied in {parent}")
+
+
+def org_wanted(repositories: Iterable[str], org: OrgRequest) -> bool:
+    """Whether ``git`` takes the organization path: an organization option, a URL, or
+    ``$POELIS_SCAN_SHARD`` with several repositories (alone it shards only lists, so that a
+    ``git --staged`` hook in a sharded job stays a hook)."""
+    from .shard import SHARD_ENV
+    from .sources.remote import is_url
+
+    names = list(repositories)
+    return (org.wanted or any(is_url(r) for r in names)
+            or bool(os.environ.get(SHARD_ENV) and len(names) > 1))
+
+
+def org_command(repositories: Iterable[str], request: Request, org: OrgRequest) -> int:
+    """``poelis-scan git`` over many repositories: this shard's share, each repository
+    scanned against the state, one report. Options, the state and the output are checked
+    before any clone."""
+    from . import console
+    from .org import ScanOptions, describe_shard, new_only, scan_many, targets
+    from .shard import ShardError, read_repos_from, shard_from
+    from .sources.remote import RemoteError, default_cache_dir
+    from .state import StateError, describe, open_state
+
+    if org.new_only and not org.state:
+        raise ScanError("--new-only needs --state DB (what was seen before)")
+    try:
+        shard = shard_from(org.shard)
+        names = list(repositories)
+        if org.repos_from:
+            names += read_repos_from(org.repos_from)
+        chosen = targets(names or ["."])
+    except (ShardError, RemoteError) as error:
+        raise ScanError(str(error)) from None
+    policy, floor = _policy(request, ".", None)
+    try:
+        state = open_state(org.state) if org.state else None
+    except StateError as error:
+        raise ScanError(str(error)) from None
+    errors: tuple[type[Exception], ...] = state.errors if state is not None else ()
+    try:
+        with console.progress(request.quiet) as progress:
+            out = scan_many(
+                chosen, shard=shard, cache_dir=org.cache_dir or default_cache_dir(),
+                cleanup=org.cleanup, state=state, inline_allow=policy.inline_allow,
+                options=ScanOptions(floor, request.jobs, request.decode,
+                                    console.on_problem, progress),
+                on_failure=lambda message: console.warn(f"skipped {message}"))
+    except errors as error:
+        raise ScanError(f"state: {describe(error)}") from None
+    finally:
+        if state is not None:
+            state.close()
+    if org.new_only:
+        new_only(out)
+    if not request.quiet:
+        console.echo(f"poelis-scan: {describe_shard(out.result.stats)}")
+    status = _finish(out.result, policy, floor, _Where(os.path.abspath(".")), request)
+    if out.failed:
+        count = len(out.failed)
+        console.warn(f"{count} {'repository' if count == 1 else 'repositories'} could not "
+                     "be scanned (see above)")
+        return EXIT_ERROR
+    return status
+
+
+def state_report_command(target: str, fmt: str, output: str | None, repository: str | None,
+                         since: str | None, new_only: bool) -> int:
+    """``poelis-scan report --state DB``: everything the state holds, in one report."""
+    from .report.stored import ReportError, render_state
+
+    check_output(output)
+    try:
+        text, count = render_state(target, fmt, repository=repository, since=since,
+                                   new_only=new_only)
+    except ReportError as error:
+        raise ScanError(str(error)) from None
+    write_text(output, text)
+    return EXIT_FINDINGS if count else EXIT_CLEAN
 
 
 def write_text(output: str | None, text: str) -> None:
