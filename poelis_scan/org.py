@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .findings import Finding, GitOrigin, ScanResult, report_order
 from .pipeline import OnProgress, OnSkip, scan_git
@@ -70,6 +70,7 @@ class OrgResult:
     result: ScanResult
     new: list[Finding] = field(default_factory=list)  # first seen by this run (with a state)
     failed: list[str] = field(default_factory=list)  # one line each, credentials stripped
+    pending: _Pending | None = None  # the repository being scanned (state bookkeeping)
 
 
 def targets(args: Iterable[str]) -> list[Target]:
@@ -115,23 +116,16 @@ def scan_many(chosen: list[Target], *, shard: Shard | None, cache_dir: str, clea
     label = len(mine) > 1
     for target in mine:
         mirror = None
-        read: list[str] = []
+        out.pending = None
+        result: ScanResult | None
         try:
             if target.is_remote:
                 mirror = ensure_mirror(target, cache_dir)
             repo = open_repository(mirror or target.local_path or "")
-            skip = state.scanned(target) if state is not None else set()
-
-            def took(_repo: Repository, shas: list[str], into: list[str] = read) -> None:
-                into.extend(shas)
-
-            result = scan_git(
-                [repo], min_confidence=options.min_confidence, jobs=options.jobs,
-                decode=options.decode, on_warning=options.on_warning,
-                on_progress=options.on_progress, skip_objects=skip,
-                on_objects_read=took if state is not None else None)
-            still_there = (_present(repo, state.finding_objects(target))
-                           if state is not None else [])
+            if state is None or run is None:
+                result = _scan(repo, options)
+            else:
+                result = _scan_against(repo, target, state, run, options, out)
         except (RemoteError, GitError) as error:
             message = str(error)
             if not message.startswith(target.display):
@@ -142,13 +136,15 @@ def scan_many(chosen: list[Target], *, shard: Shard | None, cache_dir: str, clea
         finally:
             if cleanup and mirror is not None:
                 remove_mirror(mirror)
+        if result is None:  # unchanged since the last run: nothing to read
+            total.skipped["unchanged_repository"] += 1
+            if state is not None and run is not None:
+                _record(state, target, run, [], inline_allow, out.pending)
+            continue
         _merge(total, result.stats)
         repo_findings = _attribute(result.findings, target, label)
         if state is not None and run is not None:
-            kept = [f for f in repo_findings if not (inline_allow and f.inline_allow)]
-            new = state.record(target, kept, run)
-            state.touch(target, still_there, run)
-            state.mark_scanned(target, read, run)
+            new = _record(state, target, run, repo_findings, inline_allow, out.pending)
             out.new.extend(new)
         findings.extend(repo_findings)
     if state is not None and run is not None:
@@ -159,6 +155,66 @@ def scan_many(chosen: list[Target], *, shard: Shard | None, cache_dir: str, clea
     total.findings_reported = len(findings)
     total.seconds = time.perf_counter() - started
     return out
+
+
+def _scan(repo: Repository, options: ScanOptions, **incremental: Any) -> ScanResult:
+    return scan_git([repo], min_confidence=options.min_confidence, jobs=options.jobs,
+                    decode=options.decode, on_warning=options.on_warning,
+                    on_progress=options.on_progress, **incremental)
+
+
+def _scan_against(repo: Repository, target: Target, state: State, run: int,
+                  options: ScanOptions, out: OrgResult) -> ScanResult | None:
+    """One repository against the state, reading only what no run read before; None when
+    its object store is exactly as a finished run left it (then nothing is even listed).
+
+    A mirror whose refs moved since then lists only what the new tips bring (objects reach a
+    mirror only by fetch, so nothing else is new); a local repository, which may also gain
+    unreachable objects, lists its store and skips what the state says was read."""
+    from .sources.git.incremental import ref_tips, store_mark
+
+    tips = ref_tips(repo)
+    mark = store_mark(repo, tips)
+    known = state.tips(target)
+    read: list[str] = []
+
+    def took(_repo: Repository, shas: list[str], into: list[str] = read) -> None:
+        into.extend(shas)
+
+    result: ScanResult | None = None
+    if known is None or known[1] != mark:
+        if known is not None and target.is_remote:
+            result = _scan(repo, options, new_since=known[0], on_objects_read=took)
+        else:
+            result = _scan(repo, options, skip_objects=state.scanned(target),
+                           on_objects_read=took)
+    # Findings in objects the repository still holds were seen again by this run.
+    still_there = _present(repo, state.finding_objects(target))
+    out.pending = _Pending(read, tips, mark, still_there)
+    return result
+
+
+@dataclass(slots=True)
+class _Pending:
+    """What a repository's scan leaves for the state once its findings are stored."""
+
+    read: list[str]
+    tips: list[str]
+    mark: str
+    still_there: list[str]
+
+
+def _record(state: State, target: Target, run: int, findings: list[Finding],
+            inline_allow: bool, pending: _Pending | None) -> list[Finding]:
+    """Findings first, then the objects read, then the tips: each step is whole, and a run
+    killed between them redoes the later ones next time without losing or doubling a row."""
+    kept = [f for f in findings if not (inline_allow and f.inline_allow)]
+    new = state.record(target, kept, run)
+    if pending is not None:
+        state.touch(target, pending.still_there, run)
+        state.mark_scanned(target, pending.read, run)
+        state.set_tips(target, pending.tips, pending.mark, run)
+    return new
 
 
 def new_only(out: OrgResult) -> None:

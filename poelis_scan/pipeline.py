@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -163,6 +163,7 @@ def scan_git(
     executor: Executor = "process",
     skip_objects: Collection[str] | None = None,
     on_objects_read: OnObjectsRead | None = None,
+    new_since: Sequence[str] | None = None,
 ) -> ScanResult:
     """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
     (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
@@ -174,12 +175,14 @@ def scan_git(
     read them; they are counted as ``skipped.already_scanned``, and the provenance walk leaves
     out the commits among them), and ``on_objects_read`` receives, once a repository's scan is
     complete, the ids of the objects it read, for the caller to record after their findings
-    (a scan that dies before then records nothing, so a rerun reads them again)."""
+    (a scan that dies before then records nothing, so a rerun reads them again).
+    ``new_since`` (``mode="all"``, a mirror only fetches add to): the ref tips of an earlier
+    complete scan; only the objects the current tips reach and those do not are listed."""
     from .sources.git import contents, provenance
     from .sources.git.contents import BROKEN
-    from .sources.git.incremental import Skipping, old_commits
+    from .sources.git.incremental import Skipping, new_objects, old_commits, ref_tips
     from .sources.git.plumbing import open_repository
-    from .sources.git.ranges import select
+    from .sources.git.ranges import Selection, select
 
     started = time.perf_counter()
     base = ScanSettings(decode=decode)
@@ -189,7 +192,12 @@ def scan_git(
     repos = [open_repository(r) if isinstance(r, str) else r for r in repositories]
     found: list[Finding] = []
     for repo in repos:
-        selection = select(repo, mode, since_commit, commit_range, rev_sets)
+        old: list[str] = []
+        if new_since is not None and mode == "all":
+            fresh, old = new_objects(repo, ref_tips(repo), new_since)
+            selection = Selection(fresh)
+        else:
+            selection = select(repo, mode, since_commit, commit_range, rev_sets)
         known = selection.count
         light = known is not None and known <= SERIAL_BELOW_OBJECTS  # a commit, a short push
         settings = replace(base, engine="find") if light else base
@@ -211,8 +219,7 @@ def scan_git(
             for sha in selection.lister.broken:
                 _warned(stats, listeners, Skip(repo.path, "unreadable_object",
                                                BROKEN.format(sha=sha)))
-        old: list[str] = []
-        if skipping is not None:
+        if skipping is not None and skipping.skipped:
             stats.skipped["already_scanned"] += skipping.skipped
             if skip_objects and selection.lister is not None:
                 old = old_commits(selection.lister.commits, skip_objects)

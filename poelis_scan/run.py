@@ -195,7 +195,8 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
         console.echo(_WHAT_TO_DO)
     if not request.quiet:
         console.echo(console.summary(stats, floor))
-    if stats.items_scanned == 0 and not stats.skipped["already_scanned"]:
+    if stats.items_scanned == 0 and not (stats.skipped["already_scanned"]
+                                         or stats.skipped["unchanged_repository"]):
         console.warn("nothing was scanned, so this is not a clean result")
     return EXIT_FINDINGS if outcome.failing else EXIT_CLEAN
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -181,6 +182,8 @@ def test_a_rescan_reads_only_new_objects_and_reports_the_new_key(
     assert stats["blobs_scanned"] == 0 and stats["commits_scanned"] == 0  # nothing new
     assert unchanged.status == 0 and unchanged.findings() == []  # it read nothing new
     assert "nothing was scanned" not in unchanged.stderr
+    # no object store changed: none was even listed
+    assert stats["skipped"] == {"unchanged_repository": len(org.repos)}
     again = _report(state)
     assert {(f["repository"], f["fingerprint"]) for f in again["findings"]} == \
         {(f["repository"], f["fingerprint"]) for f in before["findings"]}
@@ -203,6 +206,54 @@ def test_a_rescan_reads_only_new_objects_and_reports_the_new_key(
     # a state of all runs still has every old finding, with first and last seen
     everything = _report(state)
     assert len(everything["findings"]) == len(before["findings"]) + 1
+
+
+def _push_commit(org: Org, bare: Path, files: dict[str, str]) -> None:
+    work = org.root / f"push-{bare.name}"
+    git(org.root, "clone", "-q", str(bare), str(work))
+    _commit(work, files, "pushed")
+    git(work, "push", "-q", "origin", "HEAD")
+
+
+def test_a_fetched_mirror_lists_only_what_its_new_tips_bring(
+        org: Org, state_factory: Any) -> None:
+    """A mirror whose refs moved is not listed whole: only the objects the new tips reach and
+    the old ones do not are read (and nothing needs the set of objects read before)."""
+    state = state_factory("state")
+    assert run_cli(*_scan_args(org, state)).status == 1
+    new_key = make_key()
+    _push_commit(org, org.root / "served" / "gamma.git", {"late.env": f"K={new_key}\n"})
+    rescan = run_cli(*_scan_args(org, state, "--new-only"))
+    assert rescan.status == 1, rescan.stderr
+    stats = rescan.json()["stats"]
+    assert stats["blobs_scanned"] == 1 and stats["commits_scanned"] == 1
+    assert stats["skipped"] == {"unchanged_repository": len(org.repos) - 1}
+    reported = rescan.findings()
+    assert [(f["location"]["path"], f["secret_redacted"][-3:]) for f in reported] == \
+        [("late.env", new_key[-3:])]
+    assert reported[0]["git"]["kind"] == "blob" and reported[0]["git"]["commit"]
+
+
+def test_a_new_unreachable_object_in_a_local_repository_is_read(
+        org: Org, state_factory: Any) -> None:
+    """No ref moved, but the store gained a dangling blob: the store's mark changed, so the
+    store is listed again and only that blob is read."""
+    state = state_factory("state")
+    assert run_cli(*_scan_args(org, state)).status == 1
+    new_key = make_key()
+    alpha = org.work_trees["alpha"]
+    subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=alpha, check=True,
+                   input=f"DANGLING={new_key}\n".encode(), capture_output=True,
+                   env={**os.environ, **GIT_ENV})
+    rescan = run_cli(*_scan_args(org, state, "--new-only"))
+    assert rescan.status == 1, rescan.stderr
+    stats = rescan.json()["stats"]
+    assert stats["blobs_scanned"] == 1 and stats["commits_scanned"] == 0
+    assert stats["skipped"]["unchanged_repository"] == len(org.repos) - 1
+    assert stats["skipped"]["already_scanned"] > 0
+    reported = rescan.findings()
+    assert [(f["git"]["kind"], f["secret_redacted"][-3:]) for f in reported] == \
+        [("unreachable", new_key[-3:])]
 
 
 def _count_rows(state: str, table: str) -> int:
@@ -323,6 +374,71 @@ def test_report_formats(org: Org, tmp_path: Path) -> None:
         assert key not in text.stdout
     empty = run_cli("report", "--state", state, "--since", "2999-01-01", "--format", "json")
     assert empty.status == 0 and empty.json()["findings"] == []
+    findings = _report(state)["findings"]
+    lines = run_cli("report", "--state", state, "--format", "jsonl").stdout.splitlines()
+    assert sorted(json.loads(line)["fingerprint"] for line in lines) == \
+        sorted(f["fingerprint"] for f in findings)
+
+
+def test_report_html_renders_the_state(org: Org, tmp_path: Path) -> None:
+    """The HTML page of a state: every stored finding in its data block, no key anywhere."""
+    state = str(tmp_path / "s.db")
+    assert run_cli(*_scan_args(org, state)).status == 1
+    out = run_cli("report", "--state", state, "--format", "html", "-o",
+                  str(tmp_path / "r.html"))
+    assert out.status == 1, out.stderr
+    page = (tmp_path / "r.html").read_text()
+    for key in org.keys.values():
+        assert key not in page
+    block = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                      page, re.S)
+    assert block is not None
+    data = json.loads(block.group(1))
+    stored = _report(state)["findings"]
+    assert sorted((f["fingerprint"], f["git"]["commit"]) for f in data["findings"]) == \
+        sorted((f["fingerprint"], f["git"]["commit"]) for f in stored)
+    assert {f["repository"] for f in data["findings"]} == {f["repository"] for f in stored}
+
+
+def test_the_secret_view_groups_one_key_across_repositories(org: Org, tmp_path: Path) -> None:
+    state = str(tmp_path / "s.db")
+    assert run_cli(*_scan_args(org, state)).status == 1
+    report = _report(state)
+    widest = max(report["secrets"], key=lambda s: len(s["repositories"]))
+    assert len(widest["repositories"]) == 3  # alpha, beta and gamma hold the shared key
+    assert len({loc["repository"] for loc in widest["locations"]}) == 3
+    assert sum(len(s["locations"]) for s in report["secrets"]) == len(report["findings"])
+
+
+def test_the_json_stats_name_the_shard(org: Org, tmp_path: Path) -> None:
+    out = run_cli(*_scan_args(org, str(tmp_path / "s.db"), "--shard", "2/3"))
+    assert out.status in (0, 1), out.stderr
+    counts = out.json()["stats"]["repositories"]
+    assert counts["shard"] == "2/3" and counts["repositories_listed"] == len(org.repos)
+    assert 0 <= counts["repositories"] <= len(org.repos) and counts["repositories_failed"] == 0
+    assert f"shard 2/3: {counts['repositories']} of {len(org.repos)}" in out.stderr
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--state", "{tmp}/no/such/dir/s.db"], "no such directory"),
+    (["--state", "{tmp}/s.db", "-o", "{tmp}/no/such/dir/out.json"], "cannot write"),
+    (["--state", "{tmp}/s.db", "-o", "{tmp}"], "is a directory"),
+    (["--state", "{tmp}/s.db", "--baseline", "{tmp}/no-baseline.json"], "baseline"),
+])
+def test_targets_are_checked_before_any_clone(org: Org, tmp_path: Path, extra: list[str],
+                                              message: str) -> None:
+    """A typo in --state, -o or --baseline costs nothing: no mirror is made, no run starts."""
+    cache = tmp_path / "cache"
+    remote = [r for r in org.repos if "://" in r]
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    out = run_cli("git", *remote, "--cache-dir", str(cache), *args)
+    assert out.status == 2, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not cache.exists() or not any(cache.iterdir())
+    if "no such directory" not in message:
+        assert not (tmp_path / "s.db").exists()  # the state is opened after the cheap checks
+    if "no such directory" not in message:
+        assert not (tmp_path / "s.db").exists()  # the state is opened after the cheap checks
 
 
 # ---- recipes ------------------------------------------------------------------------------

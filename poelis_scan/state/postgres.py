@@ -1,7 +1,8 @@
 """The shared backend: PostgreSQL through psycopg 3, for shards on many machines.
 
 psycopg is imported only here, when a ``postgresql://`` state is opened, so neither the
-pre-commit path nor SQLite users pay for it (``pip install 'poelis-scan[postgres]'``).
+pre-commit path nor SQLite users pay for it (``pip install 'psycopg[binary]>=3.1'``, the
+``postgres`` extra).
 Credentials come from the DSN, ``PG*`` variables or ``~/.pgpass``; every error shown strips
 them.
 """
@@ -26,8 +27,8 @@ class PostgresState(State):
         try:
             import psycopg
         except ImportError:
-            raise StateError("a postgresql:// state needs psycopg: pip install "
-                             "'poelis-scan[postgres]'") from None
+            raise StateError("a postgresql:// state needs psycopg 3: pip install "
+                             "'psycopg[binary]>=3.1'") from None
         try:
             connection = psycopg.connect(dsn, autocommit=True, connect_timeout=30,
                                          application_name="poelis-scan")

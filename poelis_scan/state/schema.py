@@ -69,7 +69,21 @@ def _v1(dialect: Dialect) -> list[str]:
     ]
 
 
-MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {1: _v1}
+def _v2(dialect: Dialect) -> list[str]:
+    """What a repository looked like when a run finished reading it: its ref tips and a mark
+    of its object store. An unchanged store is not listed again; a mirror whose refs moved
+    lists only the objects the new tips reach and the old ones do not."""
+    ref = "BIGINT" if dialect == "postgres" else "INTEGER"
+    return [
+        f"""CREATE TABLE repository_tips (
+            repository_id {ref} PRIMARY KEY REFERENCES repositories(id),
+            tips TEXT NOT NULL,
+            store TEXT NOT NULL,
+            run_id {ref} NOT NULL REFERENCES runs(id))""",
+    ]
+
+
+MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {1: _v1, 2: _v2}
 SCHEMA_VERSION = max(MIGRATIONS)
 
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \

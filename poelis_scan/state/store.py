@@ -227,6 +227,28 @@ class State:
                     (repo_id, run, total))
         return total
 
+    def tips(self, repo: RepositoryRef) -> tuple[list[str], str] | None:
+        """The ref tips and the object-store mark recorded when a run last finished reading
+        ``repo`` (``set_tips``), or None: then nothing is known and the store is listed."""
+        repo_id = self.repository_id(repo)
+        cur = self._conn.cursor()
+        cur.execute(self._sql("SELECT tips, store FROM repository_tips WHERE repository_id = ?"),
+                    (repo_id,))
+        row = cur.fetchone()
+        self._end_read()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def set_tips(self, repo: RepositoryRef, tips: Sequence[str], store: str, run: int) -> None:
+        """Every object the ``tips`` reach, and every object of the store marked ``store``,
+        has been read. Call it last, after ``mark_scanned``."""
+        repo_id = self.repository_id(repo)
+        with self._tx() as cur:
+            cur.execute(self._sql(
+                "INSERT INTO repository_tips (repository_id, tips, store, run_id) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (repository_id) DO UPDATE SET "
+                "tips = excluded.tips, store = excluded.store, run_id = excluded.run_id"),
+                (repo_id, json.dumps(sorted(set(tips))), store, run))
+
     def touch(self, repo: RepositoryRef, shas: Iterable[str], run: int) -> None:
         """Findings held by these objects, still in the repository, were seen by ``run``
         (the objects themselves are not read again)."""
