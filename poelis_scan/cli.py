@@ -195,6 +195,31 @@ def _git_mode(since_commit: str | None, commit_range: str | None, staged: bool) 
     return "staged" if staged else "range" if since_commit or commit_range else "all"
 
 
+def _org_options() -> list[Callable[..., Any]]:
+    """The ``git`` command's organization options (README: "Scanning an organization")."""
+    return [
+        click.option("--repos-from", metavar="FILE",
+                     help="Also scan the repositories listed in FILE (one a line, '#' "
+                          "comments; '-': standard input)."),
+        click.option("--shard", metavar="K/N",
+                     help="Scan only shard K of N (1-based) of the repositories, split by a "
+                          "stable hash of each repository (default: $POELIS_SCAN_SHARD)."),
+        click.option("--cache-dir", metavar="DIR",
+                     help="Where URLs are mirrored (default: $XDG_CACHE_HOME/poelis-scan/"
+                          "repos)."),
+        click.option("--cleanup", is_flag=True,
+                     help="Delete each mirror after its scan (disk stays O(jobs))."),
+        click.option("--state", metavar="DB",
+                     help="Incremental state: a SQLite file, or postgresql://… shared by "
+                          "shards. Objects read by earlier runs are not read again."),
+        click.option("--new-only", is_flag=True,
+                     help="Report only findings this run saw first (needs --state)."),
+    ]
+
+
+_ORG_OPTIONS = ("repos_from", "shard", "cache_dir", "cleanup", "state", "new_only")
+
+
 @cli.command()
 @click.argument("repositories", nargs=-1, metavar="[REPO]...")
 @click.option("--since-commit", metavar="REV",
@@ -202,18 +227,51 @@ def _git_mode(since_commit: str | None, commit_range: str | None, staged: bool) 
 @click.option("--range", "commit_range", metavar="A..B",
               help="Only what the commits in A..B introduced (A may be the all-zeros SHA).")
 @click.option("--staged", is_flag=True, help="Only the index: what the next commit would add.")
+@_apply(_org_options())
 @_report_options
 def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: str | None,
         staged: bool, **options: Any) -> int:
     """Scan git repositories (default: .): every object of every ref, reflog and dangling
-    commit, or only a range of commits, or only the staged content.
+    commit, or only a range of commits, or only the staged content. A REPO may be a clone
+    URL (https://, ssh://, git@host:path, file://): it is mirrored into the cache first.
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
     """
-    from .run import git_command
+    from .org import OrgRequest
+    from .run import git_command, org_command, org_wanted
 
     mode = _git_mode(since_commit, commit_range, staged)
+    org = OrgRequest(**{name: options.pop(name) for name in _ORG_OPTIONS})
+    if org_wanted(repositories, org):
+        if mode != "all":
+            raise ScanError("--state, --shard, --repos-from and URLs scan whole histories; "
+                            "they exclude --since-commit, --range and --staged")
+        return org_command(repositories, _request(options), org)
     return git_command(repositories, mode, _request(options), since_commit, commit_range)
+
+
+@cli.command()
+@click.option("--state", "state_target", metavar="DB", required=True,
+              help="The state shards wrote: a SQLite file or postgresql://….")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="text",
+              show_default=True, help="Report format.")
+@click.option("-o", "--output", type=str, help="Write the report to FILE instead of stdout.")
+@click.option("--repository", metavar="REPO",
+              help="Only this repository (its URL, path or identity).")
+@click.option("--since", metavar="RUN|DATE",
+              help="Only findings seen in run RUN or later, or on or after DATE (ISO 8601).")
+@click.option("--new-only", is_flag=True,
+              help="Only findings first seen in the latest run of their repository (with "
+                   "--since: first seen since then).")
+def report(state_target: str, fmt: str, output: str | None, repository: str | None,
+           since: str | None, new_only: bool) -> int:
+    """Report everything a state holds: all repositories, shards and runs, merged.
+
+    Exit status: 0 nothing reported, 1 findings reported, 2 error.
+    """
+    from .run import state_report_command
+
+    return state_report_command(state_target, fmt, output, repository, since, new_only)
 
 
 @cli.group()

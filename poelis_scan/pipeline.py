@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -40,6 +40,7 @@ SERIAL_BELOW_OBJECTS = 200  # git objects, likewise
 
 OnSkip = Callable[[Skip], None]
 OnProgress = Callable[[Stats, int], None]
+OnObjectsRead = Callable[["Repository", list[str]], None]
 
 
 def default_jobs() -> int:
@@ -162,15 +163,27 @@ def scan_git(
     rev_sets: list[list[str]] | None = None,
     on_progress: OnProgress | None = None,
     executor: Executor = "process",
+    skip_objects: Collection[str] | None = None,
+    on_objects_read: OnObjectsRead | None = None,
+    new_since: Sequence[str] | None = None,
 ) -> ScanResult:
     """Scan git repositories: everything (``mode="all"``), what a range of commits introduced
     (``mode="range"`` with ``since_commit`` or ``commit_range`` "A..B"; ``mode="revs"`` with
     ``rev_sets``, lists of ``git log`` arguments, as hooks compute them), or the index
     (``mode="staged"``). Raises ``GitError`` (one line) when a repository or a revision is
-    unusable; problems with single objects are warnings and the scan goes on."""
+    unusable; problems with single objects are warnings and the scan goes on.
+
+    Incremental scans (``--state``): objects in ``skip_objects`` are not read (an earlier run
+    read them; they are counted as ``skipped.already_scanned``, and the provenance walk leaves
+    out the commits among them), and ``on_objects_read`` receives, once a repository's scan is
+    complete, the ids of the objects it read, for the caller to record after their findings
+    (a scan that dies before then records nothing, so a rerun reads them again).
+    ``new_since`` (``mode="all"``, a mirror only fetches add to): the ref tips of an earlier
+    complete scan; only the objects the current tips reach and those do not are listed."""
     from .sources.git import contents, provenance
+    from .sources.git.incremental import Skipping, new_objects, old_commits, ref_tips
     from .sources.git.plumbing import open_repository
-    from .sources.git.ranges import select
+    from .sources.git.ranges import Selection, select
 
     started = time.perf_counter()
     base = ScanSettings(decode=decode)
@@ -180,7 +193,12 @@ def scan_git(
     repos = [open_repository(r) if isinstance(r, str) else r for r in repositories]
     found: list[Finding] = []
     for repo in repos:
-        selection = select(repo, mode, since_commit, commit_range, rev_sets)
+        old: list[str] = []
+        if new_since is not None and mode == "all":
+            fresh, old = new_objects(repo, ref_tips(repo), new_since)
+            selection = Selection(fresh)
+        else:
+            selection = select(repo, mode, since_commit, commit_range, rev_sets)
         known = selection.count
         light = known is not None and known <= SERIAL_BELOW_OBJECTS  # a commit, a short push
         settings = replace(base, engine="find") if light else base
@@ -188,15 +206,24 @@ def scan_git(
             git.history_cut = True
             _warned(stats, listeners, Skip(repo.path, "shallow_clone", "shallow clone: commits "
                     "before the cut are not here to scan (git fetch --unshallow fetches them)"))
-        head, objects = _peek(iter(selection.objects), SERIAL_BELOW_OBJECTS)
+        skipping = (Skipping(selection.objects, skip_objects or ())
+                    if skip_objects or on_objects_read is not None else None)
+        head, objects = _peek(iter(skipping if skipping is not None else selection.objects),
+                              SERIAL_BELOW_OBJECTS)
         small = len(head) < SERIAL_BELOW_OBJECTS
         batches = run_batches(partial(contents.scan_objects, settings=settings),
                               contents.batches(repo, objects),
                               1 if small else jobs or default_jobs(), executor,
                               cleanup=contents.close_cat_files)
         hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches))
+        if skipping is not None and skipping.skipped:
+            stats.skipped["already_scanned"] += skipping.skipped
+            if skip_objects and selection.lister is not None:
+                old = old_commits(selection.lister.commits, skip_objects)
         label = repo.path if len(repos) > 1 else ""
-        found += provenance.findings(repo, mode, selection, hits, label)
+        found += provenance.findings(repo, mode, selection, hits, label, old)
+        if skipping is not None and on_objects_read is not None:
+            on_objects_read(repo, skipping.handed)
         for note in selection.warnings():
             _warned(stats, listeners, note)
     return _result(found, stats, min_confidence, started)

@@ -18,6 +18,7 @@ from .stats import Stats
 
 if TYPE_CHECKING:
     from .config import Config
+    from .org import OrgRequest
     from .report import Report, ReportContext
     from .sources.git.plumbing import Repository
     from .sources.git.ranges import Mode
@@ -231,7 +232,7 @@ def _context(request: Request, where: _Where, stats: Stats, failure: str | None
     from .report import ReportContext
 
     revision = uri = None
-    if request.fmt in ("sarif", "gitlab"):
+    if request.fmt in ("sarif", "gitlab") and stats.shard is None:  # not many repositories
         from .sources.git.plumbing import public_remote, run_git
 
         at = where.git_dir or where.root
@@ -247,7 +248,11 @@ def _coverage_failure(stats: Stats, where: _Where, strict: bool) -> str | None:
     """Why the run cannot call its result clean although it may have no finding: it read
     nothing, or (``--strict``) it skipped input for an error. ``None``: coverage is fine."""
     problems = stats.problems
-    if stats.items_scanned == 0 and not (where.empty_is_clean and not problems):
+    # An incremental scan (--state) that found every object already read read nothing new,
+    # which is a clean result, not an empty one.
+    incremental = stats.skipped["already_scanned"] or stats.skipped["unchanged_repository"]
+    if stats.items_scanned == 0 and not incremental and not (where.empty_is_clean
+                                                             and not problems):
         left = ", ".join(f"{n} {why}" for why, n in sorted(stats.skipped.items()))
         broken = ", ".join(f"{n} {why}" for why, n in sorted(stats.warnings.items()))
         what = "; ".join(part for part in (left and f"skipped {left}",
@@ -347,6 +352,85 @@ def check_targets(request: Request, output: str | None = None) -> None:
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ScanError(f"cannot write {target}: permission denied in "
                         f"{os.path.dirname(target) or '.'}")
+
+
+def org_wanted(repositories: Iterable[str], org: OrgRequest) -> bool:
+    """Whether ``git`` takes the organization path: an organization option, a URL, or
+    ``$POELIS_SCAN_SHARD`` with several repositories (alone it shards only lists, so that a
+    ``git --staged`` hook in a sharded job stays a hook)."""
+    from .shard import SHARD_ENV
+    from .sources.remote import is_url
+
+    names = list(repositories)
+    return (org.wanted or any(is_url(r) for r in names)
+            or bool(os.environ.get(SHARD_ENV) and len(names) > 1))
+
+
+def org_command(repositories: Iterable[str], request: Request, org: OrgRequest) -> int:
+    """``poelis-scan git`` over many repositories: this shard's share, each repository
+    scanned against the state, one report. Options, the state and the output are checked
+    before any clone."""
+    from . import console
+    from .org import ScanOptions, describe_shard, new_only, scan_many, targets
+    from .shard import ShardError, read_repos_from, shard_from
+    from .sources.remote import RemoteError, default_cache_dir
+    from .state import StateError, describe, open_state
+
+    if org.new_only and not org.state:
+        raise ScanError("--new-only needs --state DB (what was seen before)")
+    try:
+        shard = shard_from(org.shard)
+        names = list(repositories)
+        if org.repos_from:
+            names += read_repos_from(org.repos_from)
+        chosen = targets(names or ["."])
+    except (ShardError, RemoteError) as error:
+        raise ScanError(str(error)) from None
+    policy, floor = _policy(request, _trusted(request, ".", None))
+    try:
+        state = open_state(org.state) if org.state else None
+    except StateError as error:
+        raise ScanError(str(error)) from None
+    errors: tuple[type[Exception], ...] = state.errors if state is not None else ()
+    try:
+        with console.progress(request.quiet) as progress:
+            out = scan_many(
+                chosen, shard=shard, cache_dir=org.cache_dir or default_cache_dir(),
+                cleanup=org.cleanup, state=state, inline_allow=policy.inline_allow,
+                options=ScanOptions(floor, request.jobs, request.decode,
+                                    console.on_problem, progress),
+                on_failure=lambda message: console.warn(f"skipped {message}"))
+    except errors as error:
+        raise ScanError(f"state: {describe(error)}") from None
+    finally:
+        if state is not None:
+            state.close()
+    if org.new_only:
+        new_only(out)
+    if not request.quiet:
+        console.echo(f"poelis-scan: {describe_shard(out.result.stats)}")
+    status = _finish(out.result, policy, floor, _Where(os.path.abspath(".")), request)
+    if out.failed:
+        count = len(out.failed)
+        console.warn(f"{count} {'repository' if count == 1 else 'repositories'} could not "
+                     "be scanned (see above)")
+        return EXIT_ERROR
+    return status
+
+
+def state_report_command(target: str, fmt: str, output: str | None, repository: str | None,
+                         since: str | None, new_only: bool) -> int:
+    """``poelis-scan report --state DB``: everything the state holds, in one report."""
+    from .report.stored import ReportError, render_state
+
+    check_targets(Request(output=output))
+    try:
+        text, count = render_state(target, fmt, repository=repository, since=since,
+                                   new_only=new_only)
+    except ReportError as error:
+        raise ScanError(str(error)) from None
+    write_text(output, text)
+    return EXIT_FINDINGS if count else EXIT_CLEAN
 
 
 def write_text(output: str | None, text: str) -> None:

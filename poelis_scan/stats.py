@@ -54,6 +54,22 @@ class GitCounts:
 
 
 @dataclass(slots=True)
+class ShardCounts:
+    """What one job of a sharded, many-repository scan took: present exactly then."""
+
+    shard: str | None = None  # "K/N", None when not sharded
+    repositories: int = 0  # this shard's share
+    listed: int = 0  # before sharding
+    failed: int = 0  # could not be fetched or opened
+    new_findings: int = 0  # first seen by this run (with --state)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shard": self.shard, "repositories": self.repositories,
+                "repositories_listed": self.listed, "repositories_failed": self.failed,
+                "findings_new": self.new_findings}
+
+
+@dataclass(slots=True)
 class Stats:
     """What a scan covered. A scan that covered nothing must be visible as such."""
 
@@ -71,6 +87,7 @@ class Stats:
     started_at: float = field(default_factory=time.time)
     seconds: float = 0.0
     git: GitCounts | None = None  # set by a git scan
+    shard: ShardCounts | None = None  # set by a many-repository scan (``org.py``)
 
     def add(self, batch: Batch[Any]) -> None:
         """Count what one batch read (its skips and notes are counted as they are reported)."""
@@ -110,6 +127,7 @@ class Stats:
         return {
             "files_scanned": self.files_scanned,
             **git,
+            **({"repositories": self.shard.to_dict()} if self.shard is not None else {}),
             "bytes_scanned": self.bytes_scanned,
             "archive_members_scanned": self.archive_members_scanned,
             "archive_bytes_expanded": self.archive_bytes_expanded,

@@ -110,8 +110,9 @@ LAYERS: list[set[str]] = [
     {"detect"},
     {"scan"},
     {"findings"},
-    {"sources", "triage", "verify"},
+    {"sources", "triage", "verify", "state", "shard"},
     {"report", "console", "pipeline"},
+    {"org"},
     {"run"},
     {"cli", "__main__", ""},
 ]

@@ -6,7 +6,7 @@ as a typed ``GitOrigin`` on each finding.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ...detect.matches import find_matches
@@ -50,18 +50,23 @@ def _identity(value: str) -> CommitInfo:
 
 def introductions(repo: Repository, wanted: set[str],
                   unreachable_commits: Callable[[], list[str]],
-                  problems: list[str]) -> dict[str, list[Introduction]]:
+                  problems: list[str],
+                  exclude: Sequence[str] = ()) -> dict[str, list[Introduction]]:
     """For each wanted blob, every (commit, path) that introduced it: over every ref and the
     reflogs (kind ``blob``, or ``note`` for commits of a notes ref), then, only if some blob
     is still unexplained, over the commits that nothing reaches (kind ``unreachable``).
 
     Every object was already scanned: a walk that a corrupt object stops only loses
-    provenance (said in ``problems``), never a finding."""
+    provenance (said in ``problems``), never a finding. ``exclude``: commits an earlier scan
+    read, with all their ancestors; a blob new to the store was introduced by a new commit, so
+    an incremental scan walks only those."""
     notes_commits = set(lenient_git(repo, problems, "rev-list", "--glob=refs/notes/*")
                         .decode().split())
     found: dict[str, list[Introduction]] = {}
-    for commit, time, entries in parse_raw_log(log_raw(repo, "--all", "--reflog",
-                                                       problems=problems)):
+    walk = (log_raw(repo, "--all", "--reflog", "--stdin", problems=problems,
+                    stdin="".join(f"^{sha}\n" for sha in exclude).encode())
+            if exclude else log_raw(repo, "--all", "--reflog", problems=problems))
+    for commit, time, entries in parse_raw_log(walk):
         kind = "note" if commit in notes_commits else "blob"
         _collect(commit, time, entries, kind, wanted, found)
     missing = wanted - found.keys()
@@ -165,13 +170,15 @@ def _earliest_per_path(intros: list[Introduction]) -> list[Introduction]:
 
 
 def findings(repo: Repository, mode: Mode, selection: Selection, hits: list[ObjectHit],
-             label: str = "") -> list[Finding]:
+             label: str = "", old_commits: Sequence[str] = ()) -> list[Finding]:
     """The findings of ``hits``, one per place each object was introduced; ``label`` goes
-    before display paths when several repositories are scanned."""
+    before display paths when several repositories are scanned; ``old_commits`` (an
+    incremental scan) are left out of the provenance walk with their ancestors."""
     answers = _Repo(repo, selection)
     blob_hits = {h.sha for h in hits if h.type == "blob"}
     if mode == "all":
-        intros = (introductions(repo, blob_hits, answers.unreachable, answers.problems)
+        intros = (introductions(repo, blob_hits, answers.unreachable, answers.problems,
+                                old_commits)
                   if blob_hits else {})
     else:  # range, revs
         intros = selection.introductions
