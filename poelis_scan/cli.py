@@ -24,7 +24,8 @@ EXIT_ERROR = 2
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="poelis-scan")
 def cli() -> None:
-    """Find leaked Poelis REST API keys in files, streams and git history."""
+    """Find leaked Poelis REST API keys in files, streams, git history and container
+    images."""
 
 
 def _apply(options: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -171,6 +172,29 @@ def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: s
 
     mode = _git_mode(since_commit, commit_range, staged)
     return git_command(repositories, mode, _request(options), since_commit, commit_range)
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Of a multi-platform image, scan only this platform (default: all).")
+@_report_options
+def image(refs: tuple[str, ...], platform: str | None, **options: Any) -> int:
+    """Scan container images: OCI layout directories or tars, docker/podman save archives,
+    or registry references HOST[:PORT]/NAME[:TAG|@DIGEST]. Every layer (deleted files too)
+    and the image config.
+
+    Exit status: 0 nothing reported, 1 findings reported, 2 error or something not read.
+    """
+    from .run import image_command
+    from .sources.image.model import Platform
+
+    if platform is not None:
+        try:
+            Platform.parse(platform)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--platform'") from None
+    return image_command(refs, platform, _request(options))
 
 
 @cli.group()
