@@ -577,3 +577,38 @@ def test_an_image_of_only_unreadable_layers_exits_2_and_says_so(tmp_path: Path) 
     assert stats["layers_scanned"] == 0 and stats["files_scanned"] == 0
     assert stats["warnings"] == {"missing_blob": 1}
     assert "is missing" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_html_report_shows_image_provenance_in_chromium(tmp_path: Path) -> None:
+    from services import chromium
+    from test_report_html import Browser, assert_no_key, clean_page
+
+    image = planted(make_key)
+    ref = make_form("oci-dir", image, tmp_path)
+    page = tmp_path / "image.html"
+    run = run_cli("image", "--format", "html", "-o", str(page), ref)
+    assert run.status == 1, run.stderr
+    keys = [image.deleted_key, image.jar_key, image.env_key, image.arg_key]
+    assert_no_key(page.read_text(), keys)
+    browser = Browser(chromium(), tmp_path)
+    try:
+        dom, console = browser.dump(page)
+    finally:
+        browser.close()
+    clean_page(dom, console)
+    assert_no_key(str(dom.rows) + dom.all_text, keys)
+    assert len(dom.rows) == 4
+    (gone,) = [r for r in dom.rows if "app/secret.env" in r.text]
+    assert "image layer, deleted" in gone.text and "layer 0" in gone.text
+    assert "COPY etc app /" in gone.text and "linux/amd64" in gone.text
+    assert any("<config:Env>" in r.text and "image config" in r.text for r in dom.rows)
+    clean = str(write_oci_layout(tmp_path / "clean", [ImageSpec([{"a": b"x\n"}]).build()]))
+    clean_page_path = tmp_path / "clean.html"
+    assert run_cli("image", "--format", "html", "-o", str(clean_page_path), clean).status == 0
+    browser = Browser(chromium(), tmp_path)
+    try:
+        dom, console = browser.dump(clean_page_path)
+    finally:
+        browser.close()
+    clean_page(dom, console)
+    assert "No Poelis API keys found in 1 image, 1 layer, 1 file" in dom.all_text

@@ -70,14 +70,14 @@ def plan(refs: Iterable[str], platform: Platform | None,
     images: list[Image] = []
     for ref in classified:
         def blob_warning(error: BlobError, where: str = ref.text) -> None:
-            warn(Skip(where, error.kind, str(error)))
+            warn(_note([where], error.kind, str(error)))
 
         try:
             images.extend(open_reference(ref, platform, blob_warning))
         except BlobError as error:
-            warn(Skip(ref.text, error.kind, str(error)))
+            warn(_note([ref.text], error.kind, str(error)))
         except ImageError as error:
-            warn(Skip(ref.text, "image_error", str(error)))
+            warn(_note([ref.text], "image_error", str(error)))
     return Plan(images, list(iter_unique_layers(images)))
 
 
@@ -90,8 +90,17 @@ def _scan_file(stream: BufferedIOBase, size: int, name: str,
     return scan_pipe(stream.readinto, name, settings)
 
 
-def _holders(use: LayerUse) -> str:
-    return ", ".join(sorted({image.name for image, _ in use.holders}))
+def _note(names: Iterable[str], kind: str, message: str) -> Skip:
+    """A warning about ``names`` (the images concerned); the reading code already starts some
+    messages with the image's name, which is not repeated."""
+    shown = sorted(set(names))
+    for name in shown:
+        message = message.removeprefix(f"{name}: ")
+    return Skip(", ".join(shown), kind, message)
+
+
+def _holders(use: LayerUse) -> list[str]:
+    return [image.name for image, _ in use.holders]
 
 
 def _read_layer(use: LayerUse, out: Batch[LayerScan], scan: LayerScan,
@@ -138,14 +147,14 @@ def scan_layer(number: int, uses: list[LayerUse], settings: ScanSettings) -> Bat
     try:
         _read_layer(use, out, scan, settings)
     except BlobError as error:
-        out.notes.append(Skip(_holders(use), error.kind, str(error)))
+        out.notes.append(_note(_holders(use), error.kind, str(error)))
     except (OSError, ImageError) as error:
-        out.notes.append(Skip(_holders(use), "layer_error",
-                              f"layer {use.layer.digest} cannot be read ({error})"))
+        out.notes.append(_note(_holders(use), "layer_error",
+                               f"layer {use.layer.digest} cannot be read ({error})"))
     except Exception as error:  # a bug must cost one layer, not the whole scan
-        out.notes.append(Skip(_holders(use), "layer_error",
-                              f"layer {use.layer.digest}: internal error "
-                              f"({type(error).__name__}), please report it"))
+        out.notes.append(_note(_holders(use), "layer_error",
+                               f"layer {use.layer.digest}: internal error "
+                               f"({type(error).__name__}), please report it"))
     out.found.append(scan)
     return out
 
