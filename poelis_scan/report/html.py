@@ -433,7 +433,8 @@ _JS = r"""
     var g = f.git || {}, loc = f.location || {}, v = f.verification || {};
     var im = f.image || {};
     return [loc.path, loc.member, im.reference, im.layer_digest, im.created_by, g.commit,
-            g.author, g.email, g.date, (g.refs || []).join(" "), g.kind, f.encoding, f.secret_redacted, f.secret_sha256, f.confidence, verdictOf(f),
+            g.author, g.email, g.date, (g.refs || []).join(" "), g.kind, f.encoding,
+            f.secret_redacted, f.secret_sha256, f.confidence, verdictOf(f),
             v.detail, kindOf(f), f.suppression && f.suppression.justification]
       .filter(function (x) { return x; }).join("\n").toLowerCase();
   }
