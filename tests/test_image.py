@@ -612,3 +612,14 @@ def test_html_report_shows_image_provenance_in_chromium(tmp_path: Path) -> None:
         browser.close()
     clean_page(dom, console)
     assert "No Poelis API keys found in 1 image, 1 layer, 1 file" in dom.all_text
+
+
+def test_a_second_library_scan_reads_a_changed_archive_afresh(tmp_path: Path) -> None:
+    from poelis_scan import scan_image
+
+    first, second = make_key(), make_key()
+    archive = tmp_path / "app.tar"
+    write_docker_archive(archive, ImageSpec([{"a": f"{first}\n".encode()}]).build())
+    assert [f.secret for f in scan_image([str(archive)]).findings] == [first]
+    write_docker_archive(archive, ImageSpec([{"a": f"{second}\n".encode()}]).build())
+    assert [f.secret for f in scan_image([str(archive)]).findings] == [second]

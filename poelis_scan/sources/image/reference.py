@@ -122,6 +122,16 @@ def open_reference(ref: ImageRef, platform: Platform | None,
         yield from oci_images(ref, store, platform, warn)
 
 
+def forget() -> None:
+    """Drop the indexed tars and the registry connections (with their tokens) of this scan:
+    a later scan in the same process re-reads a changed archive and fresh credentials. The
+    images already resolved keep what they use."""
+    from .registry import forget_registries
+
+    _stores.clear()
+    forget_registries()
+
+
 def describe(ref: ImageRef) -> str:
     """Where the reference points, for messages."""
     if ref.kind == "registry":
@@ -130,4 +140,4 @@ def describe(ref: ImageRef) -> str:
     return ref.path or ref.text
 
 
-__all__ = ["REFERENCE", "classify", "describe", "open_reference"]
+__all__ = ["REFERENCE", "classify", "describe", "forget", "open_reference"]

@@ -317,7 +317,11 @@ def _read_limited(response: _Response, limit: int, what: str) -> bytes:
     return data
 
 
-_registries: dict[tuple[str, bool], Registry] = {}
+_registries: dict[tuple[str, bool], Registry] = {}  # one per host in a scan: one token each
+
+
+def forget_registries() -> None:
+    _registries.clear()
 
 
 def registry_images(ref: ImageRef, platform: Platform | None, warn: Warn) -> Iterator[Image]:

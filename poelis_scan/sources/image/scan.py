@@ -29,7 +29,7 @@ from ...settings import ScanSettings
 from ...stats import Batch, Skip
 from .layers import LayerReader, LayerUse, Removals, deleted, iter_unique_layers
 from .model import BlobError, Image, ImageError, Layer, Platform
-from .reference import classify, open_reference
+from .reference import classify, forget, open_reference
 
 # Warning kinds after which something was not read (or not verified): the run exits 2.
 UNREAD = frozenset({"image_error", "layer_error", "missing_blob", "digest_mismatch",
@@ -66,18 +66,21 @@ def plan(refs: Iterable[str], platform: Platform | None,
          warn: Callable[[Skip], None]) -> Plan:
     """Classify every reference first (one that names no image is an ``ImageError``, before
     any work), then resolve each into images; what cannot be read goes to ``warn``."""
-    classified = [classify(text) for text in refs]
-    images: list[Image] = []
-    for ref in classified:
-        def blob_warning(error: BlobError, where: str = ref.text) -> None:
-            warn(_note([where], error.kind, str(error)))
+    try:
+        classified = [classify(text) for text in refs]
+        images: list[Image] = []
+        for ref in classified:
+            def blob_warning(error: BlobError, where: str = ref.text) -> None:
+                warn(_note([where], error.kind, str(error)))
 
-        try:
-            images.extend(open_reference(ref, platform, blob_warning))
-        except BlobError as error:
-            warn(_note([ref.text], error.kind, str(error)))
-        except ImageError as error:
-            warn(_note([ref.text], "image_error", str(error)))
+            try:
+                images.extend(open_reference(ref, platform, blob_warning))
+            except BlobError as error:
+                warn(_note([ref.text], error.kind, str(error)))
+            except ImageError as error:
+                warn(_note([ref.text], "image_error", str(error)))
+    finally:
+        forget()
     return Plan(images, list(iter_unique_layers(images)))
 
 
