@@ -7,6 +7,7 @@ The public API is small on purpose::
     scan_bytes(b"token = poelis_api_...")      # -> list[Match], byte offsets
     scan_paths(["src/", "deploy.env"]).findings  # -> list[Finding], with line and column
     scan_git(["."], mode="staged").findings      # -> list[Finding], with git provenance
+    scan_image(["app.tar"]).findings             # -> list[Finding], with image provenance
 
 Names are imported lazily so that ``poelis-scan`` starts fast; ``__all__`` is the whole public
 API (a test pins it), and everything in submodules is private to the package.
@@ -25,6 +26,7 @@ __all__ = [
     "Finding",
     "GitError",
     "GitOrigin",
+    "ImageOrigin",
     "Location",
     "Match",
     "ScanError",
@@ -33,6 +35,7 @@ __all__ = [
     "__version__",
     "scan_bytes",
     "scan_git",
+    "scan_image",
     "scan_paths",
 ]
 
@@ -43,12 +46,14 @@ _LAZY = {
     "FileOrigin": "findings",
     "Finding": "findings",
     "GitOrigin": "findings",
+    "ImageOrigin": "findings",
     "Location": "findings",
     "ScanResult": "findings",
     "ScanError": "errors",
     "Stats": "stats",
     "scan_paths": "pipeline",
     "scan_git": "pipeline",
+    "scan_image": "pipeline",
     "GitError": "sources.git.plumbing",
 }
 
@@ -56,8 +61,8 @@ if TYPE_CHECKING:
     from .detect.grammar import Confidence
     from .detect.matches import Match, scan_bytes
     from .errors import ScanError
-    from .findings import FileOrigin, Finding, GitOrigin, Location, ScanResult
-    from .pipeline import scan_git, scan_paths
+    from .findings import FileOrigin, Finding, GitOrigin, ImageOrigin, Location, ScanResult
+    from .pipeline import scan_git, scan_image, scan_paths
     from .sources.git.plumbing import GitError
     from .stats import Stats
 

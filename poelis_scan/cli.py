@@ -33,7 +33,8 @@ _DEBUG = {"on": False}
 @click.option("--debug", is_flag=True,
               help="On an internal error, show the traceback (keys redacted).")
 def cli(debug: bool) -> None:
-    """Find leaked Poelis REST API keys in files, streams and git history."""
+    """Find leaked Poelis REST API keys in files, streams, git history and container
+    images."""
     _DEBUG["on"] = debug or _DEBUG["on"]
 
 
@@ -272,6 +273,29 @@ def report(state_target: str, fmt: str, output: str | None, repository: str | No
     from .run import state_report_command
 
     return state_report_command(state_target, fmt, output, repository, since, new_only)
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Of a multi-platform image, scan only this platform (default: all).")
+@_report_options
+def image(refs: tuple[str, ...], platform: str | None, **options: Any) -> int:
+    """Scan container images: OCI layout directories or tars, docker/podman save archives,
+    or registry references HOST[:PORT]/NAME[:TAG|@DIGEST]. Every layer (deleted files too)
+    and the image config.
+
+    Exit status: 0 nothing reported, 1 findings reported, 2 error or something not read.
+    """
+    from .run import image_command
+    from .sources.image.model import Platform
+
+    if platform is not None:
+        try:
+            Platform.parse(platform)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="'--platform'") from None
+    return image_command(refs, platform, _request(options))
 
 
 @cli.group()

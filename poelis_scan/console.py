@@ -95,6 +95,10 @@ def summary(stats: Stats, min_confidence: str, *, untrusted: bool = False) -> st
     if stats.git is not None:
         what = ", ".join([_plural(stats.git.blobs, "blob"), _plural(stats.git.commits, "commit"),
                           _plural(stats.git.tags, "tag")])
+    elif stats.image is not None:
+        what = ", ".join([_plural(stats.image.images, "image"),
+                          _plural(stats.image.layers, "layer"),
+                          _plural(stats.files_scanned, "file")])
     else:
         what = _plural(stats.files_scanned, "file")
     line = (
@@ -138,6 +142,8 @@ class Progress:
         self.last = now
         if stats.git is not None:
             what = f"{_count(stats.git.blobs, 'blob')}, {_count(stats.git.commits, 'commit')}"
+        elif stats.image is not None:
+            what = f"{_count(stats.image.layers, 'layer')}, {_count(stats.files_scanned, 'file')}"
         else:
             what = _count(stats.files_scanned, "file")
         text = (f"{PROGRAM}: {what}, {stats.bytes_scanned / 1e6:,.0f} MB, "

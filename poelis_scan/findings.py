@@ -1,6 +1,7 @@
 """The one finding type every source produces and every reporter reads, with its typed parts:
-where the key sits (``Location``), where the content came from (``FileOrigin`` or
-``GitOrigin``), why it is not a leak (``Suppression``) and what the API said (``Verdict``).
+where the key sits (``Location``), where the content came from (``FileOrigin``,
+``GitOrigin`` or ``ImageOrigin``), why it is not a leak (``Suppression``) and what the API
+said (``Verdict``).
 
 A finding keeps the full key in memory (verification needs it) but only ever shows it through
 ``to_dict(reveal=True)``: its ``repr`` and every default rendering carry the redacted form and
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .detect.grammar import Confidence, redact, secret_sha256
-from .detect.redaction import clean_external
+from .detect.redaction import clean_external, redact_text
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -96,7 +97,59 @@ class GitOrigin:
         return out
 
 
-Origin = FileOrigin | GitOrigin
+@dataclass(frozen=True, slots=True)
+class ImageOrigin:
+    """Content read from a container image: which image, which layer (``None`` for the image
+    config and manifest annotations), and whether a later layer deletes the path.
+
+    ``created_by`` is image text, and a build argument in it may be a key: it is redacted when
+    the origin is made (the key itself is reported by its own ``<config:history[i]>``
+    finding), so no report or ``repr`` can carry it. ``digest_verified`` is false when the
+    layer's bytes did not match its digest: scanned, but not what the image says it holds.
+    """
+
+    reference: str
+    manifest_digest: str | None
+    platform: str | None
+    layer_digest: str | None
+    layer_index: int | None
+    created_by: str | None
+    deleted: bool = False
+    digest_verified: bool = True
+
+    def __post_init__(self) -> None:
+        if self.created_by is not None:
+            object.__setattr__(self, "created_by", redact_text(self.created_by))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``image`` object of the JSON finding (DESIGN §12); ``digest_verified`` only
+        when it is false."""
+        out: dict[str, Any] = {
+            "reference": self.reference,
+            "manifest_digest": self.manifest_digest,
+            "platform": self.platform,
+            "layer_digest": self.layer_digest,
+            "layer_index": self.layer_index,
+            "created_by": self.created_by,
+            "deleted": self.deleted,
+        }
+        if not self.digest_verified:
+            out["digest_verified"] = False
+        return out
+
+    def artifact_path(self, path: str) -> str:
+        """Where SARIF and GitLab put a finding at ``path`` of this image:
+        ``image/<reference>/layer-<i>/<path>``, or ``image/<reference>/config/<name>`` for
+        config text, so that a code-scanning alert names the image (the path is no file of
+        the repository). Relative always: a local reference's leading ``/`` is dropped."""
+        if self.layer_index is None:
+            inner = "config/" + path.strip("<>").split(":", 1)[-1]
+        else:
+            inner = f"layer-{self.layer_index}/{path}"
+        return f"image/{self.reference.lstrip('/')}/{inner}"
+
+
+Origin = FileOrigin | GitOrigin | ImageOrigin
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +217,17 @@ class Finding:
         return self.origin if isinstance(self.origin, GitOrigin) else None
 
     @property
+    def image(self) -> ImageOrigin | None:
+        return self.origin if isinstance(self.origin, ImageOrigin) else None
+
+    @property
+    def artifact_path(self) -> str:
+        """The path a report that points into a checkout (SARIF, GitLab) shows."""
+        image = self.image
+        path = self.location.path
+        return image.artifact_path(path) if image is not None else path
+
+    @property
     def secret_sha256(self) -> str:
         return secret_sha256(self.secret)
 
@@ -207,7 +271,7 @@ class Finding:
         }
         if reveal:
             out["secret"] = self.secret
-        git = self.git
+        git, image = self.git, self.image
         out.update(
             {
                 "confidence": self.confidence.value,
@@ -215,6 +279,7 @@ class Finding:
                 "encoding": self.encoding,
                 "location": self.location.to_dict(),
                 "git": git.to_dict() if git is not None else None,
+                **({"image": image.to_dict()} if image is not None else {}),
                 "verification": self.verification.to_dict(),
                 "fingerprint": self.fingerprint,
             }
@@ -225,10 +290,17 @@ class Finding:
 
 
 def report_order(finding: Finding) -> tuple[str, int, int, str]:
-    """The one order of findings in every report: path, line, column, then commit."""
+    """The one order of findings in every report: path, line, column, then commit (or, in
+    images, the reference and manifest holding the layer)."""
     loc = finding.location
-    git = finding.git
-    return (loc.path, loc.line, loc.column, (git.commit or "") if git is not None else "")
+    origin = finding.origin
+    if isinstance(origin, GitOrigin):
+        last = origin.commit or ""
+    elif isinstance(origin, ImageOrigin):
+        last = f"{origin.reference}\0{origin.manifest_digest or ''}"
+    else:
+        last = ""
+    return (loc.path, loc.line, loc.column, last)
 
 
 @dataclass(slots=True)

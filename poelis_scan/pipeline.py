@@ -1,5 +1,5 @@
-"""Source → scan → findings, the same for every source: what the library's ``scan_paths``
-and ``scan_git`` do (``run.py`` adds triage and the report for a command).
+"""Source → scan → findings, the same for every source: what the library's ``scan_paths``,
+``scan_git`` and ``scan_image`` do (``run.py`` adds triage and the report for a command).
 
 Each source plans its work and gives a worker body; ``_collect`` is the one orchestration
 they share: batches run serially, in threads or in forked workers (``scan/parallel.py``),
@@ -26,11 +26,12 @@ from .detect.grammar import Confidence
 from .findings import Finding, ScanResult, report_order
 from .scan.parallel import Executor, run_batches
 from .settings import ScanSettings
-from .stats import Batch, GitCounts, Skip, Stats
+from .stats import Batch, GitCounts, ImageCounts, Skip, Stats
 
 if TYPE_CHECKING:
     from .sources.git.plumbing import Repository
     from .sources.git.ranges import Mode
+    from .sources.image.model import Platform
 
 T = TypeVar("T")
 
@@ -227,3 +228,50 @@ def scan_git(
         for note in selection.warnings():
             _warned(stats, listeners, note)
     return _result(found, stats, min_confidence, started)
+
+
+def scan_image(
+    refs: Iterable[str],
+    *,
+    platform: Platform | str | None = None,
+    min_confidence: Confidence | str = Confidence.HIGH,
+    jobs: int | None = None,
+    decode: bool = True,
+    on_warning: OnSkip | None = None,
+    on_progress: OnProgress | None = None,
+    executor: Executor = "process",
+) -> ScanResult:
+    """Scan container images: OCI layout directories or tars, ``docker save`` archives, and
+    registry references ``HOST[:PORT]/NAME[:TAG|@DIGEST]`` (``platform``: of an index, only
+    ``os/arch[/variant]``). Every file of every distinct layer (those a later layer deletes
+    too), once however many images hold it, and the image config.
+
+    Raises ``ImageError`` (a ``ScanError``, one line) when a reference names no image; an
+    image, layer or blob that cannot be read is a warning (``stats.image.unread`` counts them,
+    and the CLI then exits 2) and the rest is scanned."""
+    from .sources.image import scan as image_scan
+    from .sources.image.model import Platform as Wanted
+
+    started = time.perf_counter()
+    base = ScanSettings(decode=decode)
+    counts = ImageCounts()
+    stats = Stats(image=counts)
+
+    def unread(note: Skip) -> None:  # every warning passes here, from the plan or a worker
+        if note.reason in image_scan.UNREAD:
+            counts.unread += 1
+        if on_warning is not None:
+            on_warning(note)
+
+    listeners = _Listeners(None, unread, on_progress)
+    wanted = Wanted.parse(platform) if isinstance(platform, str) else platform
+    plan = image_scan.plan(refs, wanted, partial(_warned, stats, listeners))
+    counts.images = len(plan.images)
+    size = plan.known_size()
+    light = size is not None and size < LIGHT_SCAN_BYTES
+    settings = replace(base, engine="find") if light else base
+    jobs = 1 if light or len(plan.uses) <= 1 else min(jobs or default_jobs(), len(plan.uses))
+    batches = run_batches(partial(image_scan.scan_layer, uses=plan.uses, settings=settings),
+                          range(len(plan.uses)), jobs, executor)
+    scans = _collect(stats, batches, listeners, weight=lambda scan: len(scan.hits))
+    return _result(image_scan.findings(plan, scans, settings), stats, min_confidence, started)

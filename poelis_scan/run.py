@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ScanError
 from .findings import Finding, ScanResult
-from .pipeline import scan_git, scan_paths
+from .pipeline import scan_git, scan_image, scan_paths
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -65,10 +65,11 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class _Where:
-    """Where a scan looked: the root report paths are relative to, and the repository; and,
-    for a scan that may legitimately read nothing (nothing staged, no new commits), why."""
+    """Where a scan looked: the root report paths are relative to, and the repository (an
+    image scan has neither: its paths are inside the image); and, for a scan that may
+    legitimately read nothing (nothing staged, no new commits), why."""
 
-    root: str
+    root: str | None
     git_dir: str | None = None
     empty_is_clean: str | None = None
 
@@ -226,16 +227,44 @@ def git_command(repositories: Iterable[str | Repository], mode: Mode, request: R
     return _finish(*scanned, request)
 
 
+def image_command(refs: Iterable[str], platform: str | None, request: Request) -> int:
+    """``poelis-scan image``: container images, layer by layer. Exit status 2 when any
+    image, layer or blob was not read (or not verified), whatever was found in the rest."""
+    from . import console
+    from .paths import find_repository_root
+
+    refs = list(refs)
+    check_targets(request)
+    repository = find_repository_root(".")
+    if request.untrusted:  # a local image (a layout directory, an archive) is scanned content
+        from .triage.trust import for_files
+
+        local = [ref for ref in refs if os.path.exists(ref)]
+        trusted = for_files(local, request.config_path, request.baseline_path, ".",
+                            repository, console.warn)
+    else:
+        trusted = _trusted(request, ".", repository)
+    policy, floor = _policy(request, trusted)
+    with console.progress(request.quiet) as progress:
+        result = scan_image(refs, platform=platform, min_confidence=floor, jobs=request.jobs,
+                            decode=request.decode, on_warning=console.on_problem,
+                            on_progress=progress)
+    status = _finish(result, policy, floor, _Where(None), request)
+    image = result.stats.image
+    return EXIT_ERROR if image is not None and image.unread else status
+
+
 def _context(request: Request, where: _Where, stats: Stats, failure: str | None
              ) -> ReportContext:
     """What SARIF and GitLab reports say about the scan as a whole (git asked only for them)."""
     from .report import ReportContext
 
     revision = uri = None
-    if request.fmt in ("sarif", "gitlab") and stats.shard is None:  # not many repositories
+    if (request.fmt in ("sarif", "gitlab") and stats.shard is None  # not many repositories
+            and (where.git_dir or where.root)):
         from .sources.git.plumbing import public_remote, run_git
 
-        at = where.git_dir or where.root
+        at = where.git_dir or where.root or "."
         revision = run_git(at, "rev-parse", "--verify", "--quiet", "HEAD",
                            check=False).decode().strip() or None
         uri = public_remote(run_git(at, "remote", "get-url", "origin",

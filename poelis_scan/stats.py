@@ -70,6 +70,15 @@ class ShardCounts:
 
 
 @dataclass(slots=True)
+class ImageCounts:
+    """What an image scan read beyond files: present exactly when images were the source."""
+
+    images: int = 0  # images (one per platform of a reference) whose config was read
+    layers: int = 0  # distinct layers read completely and matching their digest
+    unread: int = 0  # images, layers or blobs not read (or not verified): the run exits 2
+
+
+@dataclass(slots=True)
 class Stats:
     """What a scan covered. A scan that covered nothing must be visible as such."""
 
@@ -88,6 +97,7 @@ class Stats:
     seconds: float = 0.0
     git: GitCounts | None = None  # set by a git scan
     shard: ShardCounts | None = None  # set by a many-repository scan (``org.py``)
+    image: ImageCounts | None = None  # set by an image scan
 
     def add(self, batch: Batch[Any]) -> None:
         """Count what one batch read (its skips and notes are counted as they are reported)."""
@@ -97,6 +107,8 @@ class Stats:
             self.git.blobs += scanned["blob"]
             self.git.commits += scanned["commit"]
             self.git.tags += scanned["tag"]
+        if self.image is not None:
+            self.image.layers += scanned["layer"]
         self.bytes_scanned += batch.size
         self.archive_members_scanned += batch.members
         self.archive_bytes_expanded += batch.expanded
@@ -113,10 +125,11 @@ class Stats:
 
     @property
     def items_scanned(self) -> int:
-        """Files and git objects read: zero means the scan covered nothing."""
-        git = self.git
+        """Files, git objects, images and layers read: zero means the scan covered nothing."""
+        git, image = self.git, self.image
         objects = git.blobs + git.commits + git.tags if git is not None else 0
-        return self.files_scanned + objects
+        images = image.images + image.layers if image is not None else 0
+        return self.files_scanned + objects + images
 
     def to_dict(self) -> dict[str, Any]:
         """The ``stats`` object of the JSON report (README: "JSON output")."""
@@ -124,6 +137,8 @@ class Stats:
         if self.git is not None:
             git = {"blobs_scanned": self.git.blobs, "commits_scanned": self.git.commits,
                    "tags_scanned": self.git.tags, "history_cut": self.git.history_cut}
+        if self.image is not None:
+            git = {"images_scanned": self.image.images, "layers_scanned": self.image.layers}
         return {
             "files_scanned": self.files_scanned,
             **git,

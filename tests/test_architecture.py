@@ -153,8 +153,9 @@ def test_sources_never_import_report_cli_or_run() -> None:
 
 
 PUBLIC = [
-    "Confidence", "FileOrigin", "Finding", "GitError", "GitOrigin", "Location", "Match",
-    "ScanError", "ScanResult", "Stats", "__version__", "scan_bytes", "scan_git", "scan_paths",
+    "Confidence", "FileOrigin", "Finding", "GitError", "GitOrigin", "ImageOrigin", "Location",
+    "Match", "ScanError", "ScanResult", "Stats", "__version__", "scan_bytes", "scan_git",
+    "scan_image", "scan_paths",
 ]
 
 

@@ -22,7 +22,7 @@ FORMATS = tuple(_MODULES)
 
 # The version of the JSON finding and envelope (README: "JSON output"). Bump the major part
 # when a field changes meaning or disappears; adding a field bumps the minor part.
-REPORT_SCHEMA_VERSION = "1.1"
+REPORT_SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True, slots=True)

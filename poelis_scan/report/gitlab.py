@@ -39,7 +39,7 @@ def _vulnerability(finding: Finding, occurrence: int, head: str) -> dict[str, An
     if git is not None and git.date:
         commit["date"] = git.date
     status = finding.verification.status
-    where = finding.location.path + (f" (member {finding.location.member})"
+    where = finding.artifact_path + (f" (member {finding.location.member})"
                                      if finding.location.member else "")
     return {
         "id": str(uuid.UUID(bytes=digest[:16])),
@@ -59,7 +59,7 @@ def _vulnerability(finding: Finding, occurrence: int, head: str) -> dict[str, An
              "url": "https://cwe.mitre.org/data/definitions/798.html"},
         ],
         "location": {
-            "file": finding.location.path,
+            "file": finding.artifact_path,
             "start_line": finding.location.line,
             "end_line": finding.location.line,
             "commit": commit,

@@ -185,6 +185,12 @@ _JS = r"""
     return VERDICT_RANK.hasOwnProperty(status) ? status : (status ? String(status) : "unverified");
   }
   function kindOf(f) {
+    if (f.image) {
+      if (f.image.layer_index === null || f.image.layer_index === undefined) {
+        return "image config";
+      }
+      return f.image.deleted ? "image layer, deleted" : "image layer";
+    }
     if (f.git) {
       var kind = f.git.kind || "git";
       return KIND_LABEL[kind] || String(kind).replace(/-/g, " ");
@@ -192,6 +198,7 @@ _JS = r"""
     return f.location && f.location.member ? "archive member" : "file";
   }
   function placeOf(f) {
+    if (f.image) { return String(f.image.reference) + " (image)"; }
     if (f.git && f.git.repository) { return baseName(f.git.repository) + " (git)"; }
     var path = (f.location && f.location.path) || "";
     var slash = path.indexOf("/");
@@ -254,7 +261,13 @@ _JS = r"""
     var scanned = (stats.files_scanned || 0) + (stats.blobs_scanned || 0) +
       (stats.commits_scanned || 0) + (stats.tags_scanned || 0);
     var isGit = stats.hasOwnProperty("blobs_scanned");
+    var isImage = stats.hasOwnProperty("images_scanned");
+    scanned += (stats.images_scanned || 0) + (stats.layers_scanned || 0);
     var covered = [];
+    if (isImage) {
+      covered.push(plural(stats.images_scanned || 0, "image"));
+      covered.push(plural(stats.layers_scanned || 0, "layer"));
+    }
     if (stats.files_scanned || !isGit) { covered.push(plural(stats.files_scanned || 0, "file")); }
     if (isGit) {
       covered.push(plural(stats.blobs_scanned || 0, "blob"));
@@ -312,6 +325,9 @@ _JS = r"""
     var scan = card(cards, "Scan covered");
     var rows = [];
     if (!isGit || stats.files_scanned) { rows.push(["files", stats.files_scanned || 0]); }
+    if (isImage) {
+      rows.push(["images", stats.images_scanned || 0], ["layers", stats.layers_scanned || 0]);
+    }
     if (isGit) {
       rows.push(["git blobs", stats.blobs_scanned || 0], ["commits", stats.commits_scanned || 0]);
       if (stats.tags_scanned) { rows.push(["tags", stats.tags_scanned]); }
@@ -349,6 +365,7 @@ _JS = r"""
 
   function provenanceCell(f, td) {
     add(td, el("span", "chip kind", kindOf(f)));
+    if (f.image) { imageCell(f.image, td); return; }
     var g = f.git;
     if (!g) { return; }
     if (g.commit) {
@@ -377,6 +394,23 @@ _JS = r"""
     if (!line.firstChild) { td.removeChild(line); }
   }
 
+  function imageCell(im, td) {
+    if (im.layer_digest) {
+      add(td, document.createTextNode(" "));
+      var d = add(td, el("code", null, "layer " + im.layer_index + " " +
+        String(im.layer_digest).slice(7, 19)));
+      d.title = im.layer_digest;
+    }
+    if (im.digest_verified === false) { add(td, el("span", "http", "digest mismatch")); }
+    var line = add(td, el("span", "sub", String(im.reference) +
+      (im.platform ? " \u00b7 " + im.platform : "")));
+    line.title = im.manifest_digest || "";
+    if (im.created_by) {
+      var step = add(td, el("span", "sub", String(im.created_by).slice(0, 120)));
+      step.title = im.created_by;
+    }
+  }
+
   function verdictCell(f, verdict, td) {
     var v = f.verification || {};
     var chip = add(td, el("span", "chip " + verdict, verdict));
@@ -397,8 +431,10 @@ _JS = r"""
 
   function searchText(f) {
     var g = f.git || {}, loc = f.location || {}, v = f.verification || {};
-    return [loc.path, loc.member, g.commit, g.author, g.email, g.date, (g.refs || []).join(" "),
-            g.kind, f.encoding, f.secret_redacted, f.secret_sha256, f.confidence, verdictOf(f),
+    var im = f.image || {};
+    return [loc.path, loc.member, im.reference, im.layer_digest, im.created_by, g.commit,
+            g.author, g.email, g.date, (g.refs || []).join(" "), g.kind, f.encoding,
+            f.secret_redacted, f.secret_sha256, f.confidence, verdictOf(f),
             v.detail, kindOf(f), f.suppression && f.suppression.justification]
       .filter(function (x) { return x; }).join("\n").toLowerCase();
   }

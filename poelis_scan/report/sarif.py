@@ -74,7 +74,7 @@ def _uri(path: str) -> str:
 
 
 def _message(finding: Finding) -> str:
-    where = finding.location.path
+    where = finding.artifact_path
     if finding.location.member:
         where += f" (member {finding.location.member})"
     git = finding.git
@@ -97,6 +97,8 @@ def _result(finding: Finding) -> dict[str, Any]:
     }
     if loc.member:
         properties["member"] = loc.member
+    if finding.image is not None:
+        properties["image"] = finding.image.to_dict()
     for key in ("commit", "kind", "author", "email", "date", "refs", "blob"):
         if git.get(key) is not None:
             properties[f"git_{key}"] = git[key]
@@ -107,7 +109,8 @@ def _result(finding: Finding) -> dict[str, Any]:
         "message": {"text": _message(finding)},
         "locations": [{
             "physicalLocation": {
-                "artifactLocation": {"uri": _uri(loc.path), "uriBaseId": "%SRCROOT%"},
+                "artifactLocation": {"uri": _uri(finding.artifact_path),
+                                     "uriBaseId": "%SRCROOT%"},
                 "region": {"startLine": loc.line, "startColumn": loc.column,
                            "endLine": loc.line, "endColumn": max(loc.end_column, loc.column + 1)},
             }

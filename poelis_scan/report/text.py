@@ -33,6 +33,11 @@ def format_finding(finding: Finding, *, reveal: bool = False, color: bool = Fals
     status = finding.verification.status
     if status != "unverified":
         extra.append(status)
+    image = finding.image
+    if image is not None and image.deleted:
+        extra.append("deleted")
+    if image is not None and not image.digest_verified:
+        extra.append("digest not verified")
     if finding.suppression:
         extra.append(f"suppressed: {printable(finding.suppression.kind)}")
     return (
