@@ -381,7 +381,15 @@ def verify(**options: Any) -> int:
         extra = f"  ({verdict.detail})" if verdict.status == "unknown" else ""
         click.echo(f"{redact(key)}  {secret_sha256(key)}  {verdict.status}"
                    f"{printable(extra)}")
-    return EXIT_FINDINGS if any(v.status == "live" for v in verdicts.values()) else EXIT_CLEAN
+    live = sum(v.status == "live" for v in verdicts.values())
+    unknown = sum(v.status == "unknown" for v in verdicts.values())
+    if live:
+        warn(f"{live} live key{'s' if live != 1 else ''}: revoke now in Poelis Settings > "
+             "Manage REST API Keys")
+    if unknown:
+        warn(f"{unknown} key{'s' if unknown != 1 else ''} could not be verified (the reason "
+             "is on each line): treat as live until you know better")
+    return EXIT_FINDINGS if live else EXIT_CLEAN
 
 
 @cli.group()

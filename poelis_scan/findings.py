@@ -14,14 +14,16 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .detect.grammar import Confidence, redact, secret_sha256
+from .detect.grammar import API_RULE_ID, LEGACY_RULE_ID, Confidence, redact, secret_sha256
 from .detect.redaction import clean_external, redact_text
 from .stats import Stats
 
 if TYPE_CHECKING:
     from .scan.stream import LocatedMatch
 
-RULE_ID = "poelis-api-key"
+RULE_ID = API_RULE_ID
+# Every rule a finding can carry, in the order reports list them (SARIF rule indexes).
+RULE_IDS = (API_RULE_ID, LEGACY_RULE_ID)
 # What verification can say about a key (verify.py decides; --results filters on these).
 VERIFICATION_STATUSES = ("live", "revoked", "unknown", "unverified")
 # The all-zeros id git and CI use for "no commit"; GitLab's schema wants it outside git.
@@ -211,6 +213,9 @@ class Finding:
     verification: Verdict = UNVERIFIED
     inline_allow: bool = False  # an allow comment sits next to the key (not reported as such)
     suppression: Suppression | None = None  # set by triage
+    # Other plausible keys in the same bytes (see ``Match.alternatives``): verification tries
+    # them when ``secret`` is not live. Never shown, never in a report.
+    alternatives: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def git(self) -> GitOrigin | None:
@@ -252,8 +257,10 @@ class Finding:
                               located.member),
             display_path=display_path,
             encoding=match.encoding,
+            rule_id=match.rule_id,
             origin=origin,
             inline_allow=located.inline_allow,
+            alternatives=match.alternatives,
         )
 
     def __repr__(self) -> str:

@@ -30,11 +30,6 @@ EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
-_WHAT_TO_DO = (
-    "poelis-scan: what to do: remove the key from the content. If it ever left this machine "
-    "(pushed, shared, uploaded), revoke it: Poelis Settings > Manage REST API Keys > Revoke. "
-    "A false alarm? Put 'poelis-scan: allow' in a comment on that line."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +312,14 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
             console.warn(f"stale baseline entry: secret {entry.secret_sha256[:16]}… once at "
                          f"{entry.path} is not found any more")
     if outcome.failing and request.fmt == "text" and not request.quiet:
-        console.echo(_WHAT_TO_DO)
+        from .report.text import advice  # what to do depends on where the keys are
+
+        for line in advice(outcome.reported):
+            console.echo(line)
+    if policy.verify and not request.quiet:
+        from .report.text import tally
+
+        console.echo(f"{console.PROGRAM}: verification: {tally(outcome.reported)}")
     if not request.quiet:
         console.echo(console.summary(stats, floor, untrusted=request.untrusted))
     if stats.items_scanned == 0 and where.empty_is_clean and not stats.problems:

@@ -691,8 +691,24 @@ def describe_access(access: dict[str, Any] | None) -> str:
 
 
 def apply_verdicts(findings: Iterable[Finding], verifier: Verifier) -> None:
-    """Verify the distinct keys of ``findings`` and record each verdict on them."""
+    """Verify the distinct keys of ``findings`` and record each verdict on them.
+
+    A finding with other plausible readings (a key glued to a suffix) whose main reading is
+    not live has them tried next, each distinct key at most once in the whole run; a live
+    reading wins and becomes the finding's key.
+    """
     findings = list(findings)
     verdicts = verifier.verify_many(f.secret for f in findings)
+    pending = [f for f in findings if f.alternatives and verdicts[f.secret].status != "live"]
+    if pending:
+        more = [k for f in pending for k in f.alternatives if k not in verdicts]
+        verdicts.update(verifier.verify_many(more))
     for finding in findings:
         finding.verification = verdicts[finding.secret]
+        if finding.verification.status == "live" or not finding.alternatives:
+            continue
+        live = next((k for k in finding.alternatives if verdicts[k].status == "live"), None)
+        if live is not None:
+            others = tuple(k for k in (finding.secret, *finding.alternatives) if k != live)
+            finding.secret, finding.alternatives = live, others
+            finding.verification = verdicts[live]

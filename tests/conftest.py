@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from poelis_scan.detect.grammar import classify_body
+from poelis_scan.detect.grammar import classify_body, read_api_run
 
 # Tests never assert on time, and Hypothesis's per-example deadline is a time assertion: on a
 # loaded 2-core CI machine it fails examples that are merely slow. Turned off everywhere.
@@ -31,8 +31,36 @@ def make_key(body_length: int = 43) -> str:
         # A body starting or ending with "-"/"_" is a valid key, but keep tests' text simple.
         if body[0] in "-_" or body[-1] in "-_":
             continue
-        if classify_body(body)[0].value == "high":
+        if classify_body(body)[0].value != "high":
+            continue
+        # A rare 46-49 body reads as a 43-character key glued to a word suffix ("…K_ab"),
+        # on purpose (grammar.read_api_run); tests that want a key read as itself skip those.
+        reading = read_api_run(body)
+        if reading is not None and reading.body == body:
             return "poelis_api_" + body
+
+
+def make_real_key() -> str:
+    """A key as Poelis issues them: 32 random bytes, base64url, 43 characters, judged high."""
+    while True:
+        body = secrets.token_urlsafe(32)
+        if body[0] not in "-_" and body[-1] not in "-_" and classify_body(body)[0].value == "high":
+            return "poelis_api_" + body
+
+
+LEGACY_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def make_legacy_key(env: str = "prod") -> str:
+    """A fresh ``poelis_live_org_<env>_<client_id>_<client_secret>`` credential judged high:
+    a 32-alphanumeric Auth0 client id and a 64-character URL-safe client secret."""
+    while True:
+        client_id = "".join(secrets.choice(LEGACY_ALNUM) for _ in range(32))
+        client_secret = secrets.token_urlsafe(48)
+        if client_secret[-1] in "-_":
+            continue  # keep tests' text simple, as make_key does
+        if all(classify_body(p)[0].value == "high" for p in (client_id, client_secret)):
+            return f"poelis_live_org_{env}_{client_id}_{client_secret}"
 
 
 @dataclass

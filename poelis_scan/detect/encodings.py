@@ -2,14 +2,17 @@
 around a needle hit. ``ENCODINGS`` is the one table: adding an encoding is a decoder, its
 needles and one line there.
 
-Every encoding has its own literal: ``poelis_api_`` itself, its UTF-16 form, its base64 form at
-each of the three alignments a 3-byte group allows, and a stretch of its hex form. Finding
-literals is the only work done on every byte (``engines.py``); decoding happens around hits.
+Every encoding has its own literals, one set per key prefix (``poelis_api_`` and the legacy
+``poelis_live_``): the prefix itself, its UTF-16 form, its base64 form at each of the three
+alignments a 3-byte group allows, and a stretch of its hex form. Finding literals is the only
+work done on every byte (``engines.py``); decoding happens around hits, and the needle says
+which prefix, and so which grammar, the decoded bytes are read with.
 
 Each decoder reads at most ``LOOKBEHIND`` bytes before and ``LOOKAHEAD`` bytes after its hit,
 decodes just that, and applies the same grammar as plain text: the byte before the prefix must
-not be a letter or digit, the body is a maximal run of 29 to 49 key characters. The span it
-returns is where the encoded key sits in the scanned bytes.
+not be a letter or digit, the body is a maximal run of key characters read by the prefix's
+grammar (``grammar.read_api_run`` / ``read_legacy_run``). The span it returns is where the
+encoded key sits in the scanned bytes.
 """
 
 from __future__ import annotations
@@ -18,15 +21,26 @@ import base64
 import binascii
 import bisect
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
-from .grammar import GLUE_BEFORE, MAX_BODY, MAX_KEY, MIN_BODY, PREFIX
+from .grammar import (
+    GLUE_BEFORE,
+    LEGACY_PREFIX,
+    MAX_LEGACY_BODY,
+    MAX_RUN,
+    PREFIX,
+    Reading,
+    read_api_run,
+    read_legacy_run,
+)
 
 # How far around a needle's first byte a decoder may look. A scanner that streams must keep
 # LOOKBEHIND bytes before, and have LOOKAHEAD bytes after, every needle it judges.
 LOOKBEHIND = 32
-LOOKAHEAD = 200
+# The longest run either grammar reads (a legacy credential with a suffix), hex-encoded.
+_LONGEST = len(LEGACY_PREFIX) + max(MAX_RUN, MAX_LEGACY_BODY) + 1
+LOOKAHEAD = 2 * _LONGEST + 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +54,10 @@ class Needle:
     encoding: str
     offset: int = 0
     align: int = 0
+    prefix: bytes = PREFIX  # which key prefix the literal encodes (and so which grammar)
 
 
-def _base64_needles() -> list[Needle]:
+def _base64_needles(prefix: bytes) -> list[Needle]:
     """The stable middle of base64(prefix) at alignments 0, 1 and 2, in two halves each.
 
     With ``a`` unknown bytes before the prefix in its group, the first characters mix unknown
@@ -54,21 +69,23 @@ def _base64_needles() -> list[Needle]:
     """
     needles = []
     for align, unstable in ((0, 0), (1, 2), (2, 3)):
-        encoded = base64.b64encode(b"\0" * align + PREFIX)
-        stable = encoded[unstable : ((align + len(PREFIX)) * 8) // 6]
-        needles.append(Needle(stable[:7], "base64", -unstable, align))
-        needles.append(Needle(stable[7:], "base64", -unstable - 7, align))
+        encoded = base64.b64encode(b"\0" * align + prefix)
+        stable = encoded[unstable : ((align + len(prefix)) * 8) // 6]
+        needles.append(Needle(stable[:7], "base64", -unstable, align, prefix))
+        needles.append(Needle(stable[7:14], "base64", -unstable - 7, align, prefix))
     return needles
 
 
-def _hex_needle() -> Needle:
-    """A stretch of hex(prefix) that has no letter digits, so upper and lower case share it."""
-    full = binascii.hexlify(PREFIX)
-    middle = b"6170695"  # "ap" + high nibble of "i": digits only
-    return Needle(middle, "hex", -full.index(middle))
+def _hex_needle(prefix: bytes) -> Needle:
+    """The longest stretch of hex(prefix) with no letter digits, so both cases share it:
+    ``6170695`` ("ap" + high nibble of "i") for the API prefix, ``6976655`` for the legacy one.
+    """
+    full = binascii.hexlify(prefix)
+    middle = max(re.findall(rb"[0-9]+", full), key=len)
+    return Needle(middle, "hex", -full.index(middle), prefix=prefix)
 
 
-_BODY_RUN = re.compile(rb"[A-Za-z0-9_-]{0,%d}" % (MAX_BODY + 1))
+_BODY_RUN = re.compile(rb"[A-Za-z0-9_-]{0,%d}" % (max(MAX_RUN, MAX_LEGACY_BODY) + 1))
 _BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]+")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -83,32 +100,51 @@ class Decoded:
     end: int
     key: bytes = field(repr=False)  # never in a log line or a failing test's message
     encoding: str = "plain"
+    reading: Reading | None = field(default=None, repr=False)  # judgement, other readings
 
 
-def key_in(decoded: bytes, at: int) -> bytes | None:
-    """The key whose prefix starts at ``decoded[at]``, if the grammar holds there."""
-    if not decoded.startswith(PREFIX, at):
+_READERS = {PREFIX: read_api_run, LEGACY_PREFIX: read_legacy_run}
+# What both prefixes start with: a needle that encodes only this much serves both grammars.
+COMMON_PREFIX = b"poelis_"
+
+
+def read_key(decoded: bytes, at: int, prefix: bytes = PREFIX) -> tuple[bytes, Reading] | None:
+    """The key whose ``prefix`` starts at ``decoded[at]`` and how its grammar reads it
+    (``COMMON_PREFIX``: whichever full prefix is there)."""
+    if prefix not in _READERS:
+        prefix = next((p for p in _READERS if decoded.startswith(p, at)), prefix)
+    if not decoded.startswith(prefix, at) or prefix not in _READERS:
         return None
     if at > 0 and decoded[at - 1] in GLUE_BEFORE:
         return None
-    body_start = at + len(PREFIX)
+    body_start = at + len(prefix)
     run = _BODY_RUN.match(decoded, body_start)
     assert run is not None
-    if not MIN_BODY <= run.end() - body_start <= MAX_BODY:
+    reading = _READERS[prefix](run.group().decode("ascii"))
+    if reading is None:
         return None
-    return decoded[at : run.end()]
+    return prefix + reading.body.encode("ascii"), reading
 
 
-def plain(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
+def key_in(decoded: bytes, at: int, prefix: bytes = PREFIX) -> bytes | None:
+    """The key whose ``prefix`` starts at ``decoded[at]``, if its grammar holds there."""
+    found = read_key(decoded, at, prefix)
+    return found[0] if found is not None else None
+
+
+def plain(data: bytes | bytearray, hit: int, end: int, prefix: bytes = PREFIX
+          ) -> Decoded | None:
     """The plain needle: the key is the bytes themselves."""
-    window = bytes(data[max(hit - 1, 0) : min(end, hit + MAX_KEY + 1)])
-    key = key_in(window, 1 if hit > 0 else 0)
-    if key is None:
+    window = bytes(data[max(hit - 1, 0) : min(end, hit + _LONGEST)])
+    found = read_key(window, 1 if hit > 0 else 0, prefix)
+    if found is None:
         return None
-    return Decoded(hit, hit + len(key), key, "plain")
+    key, reading = found
+    return Decoded(hit, hit + len(key), key, "plain", reading)
 
 
-def utf16(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
+def utf16(data: bytes | bytearray, hit: int, end: int, prefix: bytes = PREFIX
+          ) -> Decoded | None:
     """UTF-16 of either byte order: the LE needle also matches BE text, one byte later.
 
     Whole-file UTF-16 puts each character at an even offset, so a hit at an odd offset is
@@ -117,14 +153,16 @@ def utf16(data: bytes | bytearray, hit: int, end: int) -> Decoded | None:
     big_endian = hit % 2 == 1
     first = hit - 1 if big_endian else hit  # the key's first byte
     lo = first - 2 if first >= 2 else first  # one character earlier decides "glued"
-    raw = bytes(data[lo : min(end, first + 2 * (MAX_KEY + 1))])
+    raw = bytes(data[lo : min(end, first + 2 * _LONGEST)])
     raw = raw[: len(raw) - len(raw) % 2]
     codec = "utf-16-be" if big_endian else "utf-16-le"
     text = raw.decode(codec, "replace").encode("ascii", "replace")
-    key = key_in(text, (first - lo) // 2)
-    if key is None:
+    found = read_key(text, (first - lo) // 2, prefix)
+    if found is None:
         return None
-    return Decoded(first, first + 2 * len(key), key, "utf-16be" if big_endian else "utf-16le")
+    key, reading = found
+    return Decoded(first, first + 2 * len(key), key, "utf-16be" if big_endian else "utf-16le",
+                   reading)
 
 
 # The widths at which tools wrap encodings: base64 and MIME 76, OpenSSL and PEM 64, and for
@@ -192,7 +230,7 @@ def _base64_in(text: bytes, positions: list[int], at_hit: int,
     # One group earlier too, when it is base64: it holds the byte that decides "glued".
     first = group - 4 if group >= 4 and _BASE64_CHARS.fullmatch(text, group - 4, group) else group
     # Enough characters for the longest key and the byte after it.
-    run = _BASE64_CHARS.match(text, first, group + 4 * ((MAX_KEY + 5) // 3 + 1))
+    run = _BASE64_CHARS.match(text, first, group + 4 * ((_LONGEST + 4) // 3 + 1))
     if run is None:
         return None
     chars = run.group()
@@ -209,14 +247,15 @@ def _base64_in(text: bytes, positions: list[int], at_hit: int,
     except binascii.Error:
         return None
     at = (group - first) // 4 * 3 + needle.align
-    key = key_in(decoded, at)
-    if key is None:
+    found = read_key(decoded, at, needle.prefix)
+    if found is None:
         return None
+    key, reading = found
     # Map the decoded key back onto characters: 4 characters per 3 bytes, rounded outward.
     start = first + (at * 4) // 3
     stop = min(first + -(-(at + len(key)) * 4 // 3), len(positions)) - 1
     return Decoded(positions[start], positions[stop] + 1, key,
-                   "base64url" if urlsafe else "base64")
+                   "base64url" if urlsafe else "base64", reading)
 
 
 def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
@@ -226,7 +265,7 @@ def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Deco
     if first < 0:
         return None
     lo = first - 2 if first >= 2 and _HEX_RUN.fullmatch(text, first - 2, first) else first
-    run = _HEX_RUN.match(text, lo, first + 2 * (MAX_KEY + 1))
+    run = _HEX_RUN.match(text, lo, first + 2 * _LONGEST)
     if run is None:
         return None
     digits = run.group()
@@ -235,18 +274,34 @@ def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Deco
         decoded = binascii.unhexlify(digits)
     except binascii.Error:
         return None
-    key = key_in(decoded, (first - lo) // 2)
-    if key is None:
+    found = read_key(decoded, (first - lo) // 2, needle.prefix)
+    if found is None:
         return None
-    return Decoded(positions[first], positions[first + 2 * len(key) - 1] + 1, key, "hex")
+    key, reading = found
+    return Decoded(positions[first], positions[first + 2 * len(key) - 1] + 1, key, "hex",
+                   reading)
 
 
-def _plain(data: bytes | bytearray, hit: int, end: int, _needle: Needle) -> Decoded | None:
-    return plain(data, hit, end)
+def _plain(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
+    return plain(data, hit, end, needle.prefix)
 
 
-def _utf16(data: bytes | bytearray, hit: int, end: int, _needle: Needle) -> Decoded | None:
-    return utf16(data, hit, end)
+def _utf16(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
+    return utf16(data, hit, end, needle.prefix)
+
+
+_PREFIXES = (PREFIX, LEGACY_PREFIX)
+
+
+def _shared(needles: Iterable[Needle]) -> tuple[Needle, ...]:
+    """One needle per literal: where both prefixes encode alike (the base64 of ``poelis_``),
+    the literal is searched once and its decoder reads whichever prefix follows."""
+    seen: dict[tuple[bytes, int, int], Needle] = {}
+    for needle in needles:
+        key = (needle.pattern, needle.offset, needle.align)
+        both = key in seen and seen[key].prefix != needle.prefix
+        seen[key] = replace(needle, prefix=COMMON_PREFIX) if both else needle
+    return tuple(seen.values())
 
 
 Decoder = Callable[[bytes | bytearray, int, int, Needle], "Decoded | None"]
@@ -261,11 +316,12 @@ class Encoding:
 
 
 ENCODINGS: dict[str, Encoding] = {
-    "plain": Encoding((Needle(PREFIX, "plain"),), _plain),
+    "plain": Encoding(tuple(Needle(p, "plain", prefix=p) for p in _PREFIXES), _plain),
     # The UTF-16LE needle also finds UTF-16BE text, one byte later.
-    "utf-16": Encoding((Needle(PREFIX.decode("ascii").encode("utf-16-le"), "utf-16"),), _utf16),
-    "base64": Encoding(tuple(_base64_needles()), base64_hit),
-    "hex": Encoding((_hex_needle(),), hex_hit),
+    "utf-16": Encoding(tuple(Needle(p.decode("ascii").encode("utf-16-le"), "utf-16", prefix=p)
+                             for p in _PREFIXES), _utf16),
+    "base64": Encoding(_shared(n for p in _PREFIXES for n in _base64_needles(p)), base64_hit),
+    "hex": Encoding(tuple(_hex_needle(p) for p in _PREFIXES), hex_hit),
 }
 ALL_NEEDLES: tuple[Needle, ...] = tuple(n for e in ENCODINGS.values() for n in e.needles)
 PLAIN_NEEDLES: tuple[Needle, ...] = ENCODINGS["plain"].needles

@@ -1,4 +1,5 @@
-"""The Poelis API key grammar and the judgement of how random a candidate body looks.
+"""The Poelis key grammars (API keys and legacy ``poelis_live_`` credentials) and the
+judgement of how random a candidate body looks.
 
 A key is ``poelis_api_`` followed by a URL-safe base64 body (the documented key has 43 body
 characters, i.e. 32 random bytes). The grammar alone cannot tell a key from
@@ -12,13 +13,37 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import re
 from collections import Counter
+from dataclasses import dataclass
 from enum import Enum
 
 PREFIX = b"poelis_api_"
 MIN_BODY = 29
 MAX_BODY = 49
 MAX_KEY = len(PREFIX) + MAX_BODY
+# Real keys have 43 body characters (32 random bytes); a longer run may be such a key glued
+# to a suffix (``…_prod``, ``…-2026-11-28-rotated``). Runs are read up to MAX_RUN characters.
+KEY_BODY = 43
+MAX_RUN = 100
+# 43 characters carry 258 bits for 256: the last one of a real body has its two low bits zero,
+# so it is one of these 16. A 44–49 run is read as a glued key only when its 43-character head
+# ends so, which keeps random bodies of those lengths read as themselves 4 times more often.
+_LAST_OF_32_BYTES = frozenset("AEIMQUYcgkosw048")
+
+# The second rule: the ``poelis_live_org_<env>_<client_id>_<client_secret>`` credentials the
+# Poelis Python SDK documented in October 2025 (Auth0 client credentials: client ids of 32
+# alphanumerics, client secrets of 64 URL-safe characters).
+LEGACY_PREFIX = b"poelis_live_"
+API_RULE_ID = "poelis-api-key"
+LEGACY_RULE_ID = "poelis-legacy-key"
+MIN_LEGACY_BODY = 6  # ``poelis_live_abc`` is a word, not a candidate; ``…A1B2C3`` is (low)
+# org_ + environment (up to 20) + _ + 32 + _ + 64, plus room for a glued suffix.
+MAX_LEGACY_BODY = 4 + 20 + 1 + 32 + 1 + 64 + 40
+_LEGACY_SHAPE = re.compile(
+    r"org_(?P<env>[A-Za-z0-9-]{1,20})_(?P<client_id>[A-Za-z0-9]{32})_"
+    r"(?P<client_secret>[A-Za-z0-9_-]{64})")
+_LEGACY_TEXT = LEGACY_PREFIX.decode("ascii")
 _PREFIX_TEXT = PREFIX.decode("ascii")
 # A key glued to a preceding letter or digit is part of a longer word, not a key.
 GLUE_BEFORE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -112,8 +137,96 @@ def classify_body(body: str) -> tuple[Confidence, str]:
     return Confidence.HIGH, "random-looking body"
 
 
+# A suffix someone glued to a key: separated words, numbers and dates (``_prod``, ``_v2``,
+# ``-2026-11-28-rotated``, ``_OLD``). Each part is single-case letters, digits, or letters then
+# digits, so a random tail (mixed case, digits anywhere) rarely reads as one.
+_WORD = r"(?:[a-z]+[0-9]*|[A-Z][a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+)"
+_SUFFIX = re.compile(rf"(?:[_-]{_WORD})+")
+
+
+def is_word_suffix(text: str) -> bool:
+    """True for ``_prod`` or ``-2026-11-28-rotated``: a separator, then word-like parts."""
+    return len(text) >= 3 and _SUFFIX.fullmatch(text) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """How a candidate run is read: the key (``body`` after the prefix), its judgement, and
+    the other plausible keys the same bytes could be (verification tries them too)."""
+
+    body: str
+    confidence: Confidence
+    reason: str
+    alternatives: tuple[str, ...] = ()  # other bodies, never shown
+
+
+def read_api_run(run: str) -> Reading | None:
+    """The key a maximal body run after ``poelis_api_`` holds, or None for no candidate.
+
+    A 29–49 character run is one body, judged as it is, unless it is a 43-character random
+    head glued to a word suffix (``<43>_prod``): then the head is the key and the whole run the
+    alternative reading. A longer run is reported as its 43-character head when a word
+    suffix follows it, and otherwise still reported (low) when its head looks random, so that
+    no key is dropped silently because something was glued to it.
+    """
+    n = len(run)
+    if n < MIN_BODY:
+        return None
+    if n > KEY_BODY + 2 and is_word_suffix(run[KEY_BODY:]) and (
+            n > MAX_BODY or run[KEY_BODY - 1] in _LAST_OF_32_BYTES):
+        head = run[:KEY_BODY]
+        confidence, reason = classify_body(head)
+        if confidence is Confidence.HIGH:
+            others = (run,) if n <= MAX_BODY else ()
+            return Reading(head, confidence, f"{reason}, glued to a suffix", others)
+    if n <= MAX_BODY:
+        return Reading(run, *classify_body(run))
+    head = run[:KEY_BODY]
+    confidence, reason = classify_body(head)
+    if confidence is not Confidence.HIGH:
+        return None  # a long identifier (``poelis_api_base_url_for_…``): not a key
+    return Reading(head, Confidence.LOW, f"random-looking head of a {n}+ character run")
+
+
+def read_legacy_run(run: str) -> Reading | None:
+    """The legacy credential a body run after ``poelis_live_`` holds, or None.
+
+    The documented shape with random client id and secret is ``high``; anything else that is
+    long enough to be a credential (``poelis_live_A1B2C3...``, templates) is ``low``.
+    """
+    if len(run) < MIN_LEGACY_BODY:
+        return None
+    shape = _LEGACY_SHAPE.match(run)
+    if shape is None:
+        return Reading(run, Confidence.LOW, "not the legacy credential shape")
+    body = shape.group(0)
+    rest = run[shape.end():]
+    if rest and not is_word_suffix(rest):
+        return Reading(body, Confidence.LOW, "legacy credential glued to a longer run")
+    for part in ("client_id", "client_secret"):
+        confidence, reason = classify_body(shape.group(part))
+        if confidence is Confidence.LOW:
+            return Reading(body, Confidence.LOW, f"{part.replace('_', ' ')}: {reason}")
+    return Reading(body, Confidence.HIGH, "random-looking legacy client credentials")
+
+
+def rule_of(secret: str) -> str:
+    """The rule a key belongs to, told by its prefix."""
+    return LEGACY_RULE_ID if secret.startswith(_LEGACY_TEXT) else API_RULE_ID
+
+
 def redact(secret: str) -> str:
-    """``poelis_api_yyRC…CIE``: enough to recognise a key you hold, not enough to use it."""
+    """``poelis_api_yyRC…CIE``: enough to recognise a key you hold, not enough to use it.
+
+    Legacy credentials keep their environment: ``poelis_live_org_prod_AbCd…x9Z``.
+    """
+    if secret.startswith(_LEGACY_TEXT):
+        body = secret[len(_LEGACY_TEXT) :]
+        shape = _LEGACY_SHAPE.match(body)
+        if shape is not None:
+            return (f"{_LEGACY_TEXT}org_{shape.group('env')}_{shape.group('client_id')[:4]}…"
+                    f"{shape.group('client_secret')[-3:]}")
+        return f"{_LEGACY_TEXT}{body[:2]}…" if len(body) >= 8 else f"{_LEGACY_TEXT}…"
     if not secret.startswith(_PREFIX_TEXT):
         return "…"
     body = secret[len(_PREFIX_TEXT) :]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..settings import DEFAULT, ScanSettings
 from .encodings import LOOKAHEAD, LOOKBEHIND, decode
 from .engines import searcher
-from .grammar import Confidence, classify_body, redact
+from .grammar import Confidence, classify_body, redact, rule_of
 
 __all__ = ["LOOKAHEAD", "LOOKBEHIND", "Match", "find_matches", "scan_bytes"]
 
@@ -31,6 +31,13 @@ class Match:
     confidence: Confidence
     reason: str
     encoding: str = "plain"
+    # Other plausible keys in the same bytes (a key glued to a suffix: the whole run), tried
+    # by verification; never shown, never in a report.
+    alternatives: tuple[str, ...] = ()
+
+    @property
+    def rule_id(self) -> str:
+        return rule_of(self.secret)
 
     def __repr__(self) -> str:  # never print the secret itself, even in a debugger or a test
         return (
@@ -40,7 +47,7 @@ class Match:
 
     def shifted(self, delta: int) -> Match:
         return Match(self.start + delta, self.end + delta, self.secret, self.confidence,
-                     self.reason, self.encoding)
+                     self.reason, self.encoding, self.alternatives)
 
 
 def find_matches(
@@ -64,8 +71,16 @@ def find_matches(
         if found is None:
             continue
         secret = found.key.decode("ascii")
-        confidence, reason = classify_body(secret[_PREFIX_LEN:])
-        matches.append(Match(found.start, found.end, secret, confidence, reason, found.encoding))
+        reading = found.reading
+        if reading is None:  # a decoder outside this package: judge the body as it is
+            confidence, reason = classify_body(secret[_PREFIX_LEN:])
+            alternatives: tuple[str, ...] = ()
+        else:
+            confidence, reason = reading.confidence, reading.reason
+            prefix = secret[: len(secret) - len(reading.body)]
+            alternatives = tuple(prefix + body for body in reading.alternatives)
+        matches.append(Match(found.start, found.end, secret, confidence, reason, found.encoding,
+                             alternatives))
     if len(matches) > 1:
         matches = _drop_overlapping_duplicates(matches)
     return matches
@@ -84,7 +99,8 @@ def scan_bytes(
     data: bytes | bytearray, min_confidence: Confidence | str = Confidence.LOW,
     *, decode: bool = True,
 ) -> list[Match]:
-    """Find every Poelis API key in ``data``; offsets are byte offsets into ``data``.
+    """Find every Poelis key (API keys and legacy credentials) in ``data``; offsets are byte
+    offsets into ``data``.
 
     Keys are found plainly and (unless ``decode`` is false) in UTF-16, base64 and hex.
     Archives are not opened: this is the detector alone. ``min_confidence`` drops matches

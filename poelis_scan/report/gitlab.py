@@ -13,10 +13,16 @@ import time
 import uuid
 from typing import Any
 
-from ..findings import RULE_ID, ZERO_SHA, Finding
+from ..detect.grammar import LEGACY_RULE_ID
+from ..findings import ZERO_SHA, Finding
 from ..stats import Stats
 from ..version import __url__, __version__
 from . import Report, ReportContext
+
+_LEGACY_SOLUTION = ("Rotate the client secret of the Auth0 client this legacy credential holds "
+                    "(it cannot be verified: treat it as live), move to a REST API key kept in "
+                    "a secret store, and remove it from the code. Removing it from history does "
+                    "not un-leak it.")
 
 SCHEMA_VERSION = "15.2.1"
 SCHEMA_URI = ("https://gitlab.com/gitlab-org/security-products/security-report-schemas/-/raw/"
@@ -41,20 +47,23 @@ def _vulnerability(finding: Finding, occurrence: int, head: str) -> dict[str, An
     status = finding.verification.status
     where = finding.artifact_path + (f" (member {finding.location.member})"
                                      if finding.location.member else "")
+    legacy = finding.rule_id == LEGACY_RULE_ID
+    noun = "Legacy Poelis credential" if legacy else "Poelis API key"
     return {
         "id": str(uuid.UUID(bytes=digest[:16])),
-        "name": "Poelis REST API key",
-        "description": (f"Poelis API key {finding.redacted} in {where}, line "
+        "name": "Legacy Poelis client credential" if legacy else "Poelis REST API key",
+        "description": (f"{noun} {finding.redacted} in {where}, line "
                         f"{finding.location.line} (confidence {finding.confidence.value}, "
                         f"verification: {status}). Anyone holding it can read the whole "
                         "organization's data."),
         "severity": "Critical" if finding.confidence.value == "high" else "Medium",
-        "solution": ("Revoke the key in Poelis Settings > Manage REST API Keys, deploy a new "
+        "solution": (_LEGACY_SOLUTION if legacy else
+                     "Revoke the key in Poelis Settings > Manage REST API Keys, deploy a new "
                      "key through a secret store, and remove the key from the code. Removing it "
                      "from history does not un-leak it."),
         "identifiers": [
-            {"type": "poelis_scan_rule_id", "name": "poelis-scan rule poelis-api-key",
-             "value": RULE_ID},
+            {"type": "poelis_scan_rule_id", "name": f"poelis-scan rule {finding.rule_id}",
+             "value": finding.rule_id},
             {"type": "cwe", "name": "CWE-798", "value": "798",
              "url": "https://cwe.mitre.org/data/definitions/798.html"},
         ],

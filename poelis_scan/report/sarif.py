@@ -1,9 +1,10 @@
 """SARIF 2.1.0 for GitHub code scanning (and any other SARIF consumer).
 
-One run, one rule. Locations are relative to ``%SRCROOT%`` (the repository root, or the scanned
-directory outside git), so alerts line up with the checkout. ``partialFingerprints`` are ours,
-computed from rule, path and secret hash, so an alert keeps its identity when lines move, when
-the scan runs on another machine and when history is rewritten.
+One run, two rules (API keys, legacy credentials). Locations are relative to ``%SRCROOT%``
+(the repository root, or the scanned directory outside git), so alerts line up with the
+checkout. ``partialFingerprints`` are ours, computed from rule, path and secret hash, so an
+alert keeps its identity when lines move, when the scan runs on another machine and when
+history is rewritten.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from ..findings import RULE_ID, Finding, report_order
+from ..detect.grammar import LEGACY_RULE_ID
+from ..findings import RULE_ID, RULE_IDS, Finding, report_order
 from ..stats import Stats
 from ..version import __url__, __version__
 from . import Report, ReportContext
@@ -43,6 +45,31 @@ _HELP_MARKDOWN = (
     "SHA-256 under `allow` in `.poelis-scan.toml` with a reason.\n"
 )
 
+_LEGACY_HELP_TEXT = (
+    "A legacy Poelis credential (poelis_live_org_<env>_<client_id>_<client_secret>) was found. "
+    "The Poelis Python SDK documented these in October 2025; they hold Auth0 client "
+    "credentials, which are exchanged elsewhere for short-lived access, so they may still open "
+    "your organization's data. poelis-scan cannot prove them live (they are never sent anywhere): "
+    "treat every one as live.\n\n"
+    "What to do:\n"
+    "1. Rotate the client secret of that Auth0 client (or ask Poelis support to) and retire the "
+    "legacy credential; move to a REST API key (poelis_api_…) kept in your secret store.\n"
+    "2. Remove the credential from the code. Rewriting history does not un-leak it: clones, "
+    "forks and CI caches keep the old objects, so rotating is what counts.\n"
+)
+_LEGACY_HELP_MARKDOWN = (
+    "A **legacy Poelis credential** (`poelis_live_org_<env>_<client_id>_<client_secret>`) was "
+    "found. The Poelis Python SDK documented these in October 2025; they hold Auth0 client "
+    "credentials, which are exchanged elsewhere for short-lived access. poelis-scan cannot "
+    "prove them live (they are never sent anywhere): **treat every one as live**.\n\n"
+    "**What to do**\n\n"
+    "1. **Rotate the client secret** of that Auth0 client (or ask Poelis support to) and "
+    "retire the legacy credential; use a REST API key (`poelis_api_…`) from your secret "
+    "store.\n"
+    "2. Remove the credential from the code. Rewriting history does **not** un-leak it.\n\n"
+    "A false alarm? Put `poelis-scan: allow` in a comment on the line.\n"
+)
+
 RULE = {
     "id": RULE_ID,
     "name": "PoelisApiKey",
@@ -60,6 +87,28 @@ RULE = {
         "problem.severity": "error",
     },
 }
+LEGACY_RULE = {
+    "id": LEGACY_RULE_ID,
+    "name": "PoelisLegacyCredential",
+    "shortDescription": {"text": "Legacy Poelis client credential"},
+    "fullDescription": {"text": "A legacy Poelis credential (poelis_live_org_…) holding Auth0 "
+                                "client credentials is present in the scanned content; it "
+                                "cannot be verified and must be rotated."},
+    "help": {"text": _LEGACY_HELP_TEXT, "markdown": _LEGACY_HELP_MARKDOWN},
+    "helpUri": INFORMATION_URI,
+    "defaultConfiguration": {"level": "error"},
+    "properties": {
+        "tags": ["security", "secret", "cwe-798", "external/cwe/cwe-798"],
+        "precision": "high",
+        "security-severity": "9.0",
+        "problem.severity": "error",
+    },
+}
+# The driver's rules, in the order of ``RULE_IDS`` (a result's ``ruleIndex`` points here).
+RULES = [{RULE_ID: RULE, LEGACY_RULE_ID: LEGACY_RULE}[rule_id] for rule_id in RULE_IDS]
+_NOUN = {RULE_ID: "Poelis API key", LEGACY_RULE_ID: "Legacy Poelis credential"}
+_FIX = {RULE_ID: "Revoke it in Poelis Settings > Manage REST API Keys.",
+        LEGACY_RULE_ID: "Rotate its Auth0 client secret; it cannot be verified."}
 
 
 def _severity_rank(finding: Finding) -> tuple[int, int]:
@@ -81,8 +130,10 @@ def _message(finding: Finding) -> str:
     if git is not None and git.commit:
         where += f" at commit {git.commit[:12]}"
     status = finding.verification.status
-    return (f"Poelis API key {finding.redacted} in {where} (confidence {finding.confidence.value}, "
-            f"verification: {status}). Revoke it in Poelis Settings > Manage REST API Keys.")
+    noun = _NOUN.get(finding.rule_id, _NOUN[RULE_ID])
+    fix = _FIX.get(finding.rule_id, _FIX[RULE_ID])
+    return (f"{noun} {finding.redacted} in {where} (confidence {finding.confidence.value}, "
+            f"verification: {status}). {fix}")
 
 
 def _result(finding: Finding) -> dict[str, Any]:
@@ -103,8 +154,8 @@ def _result(finding: Finding) -> dict[str, Any]:
         if git.get(key) is not None:
             properties[f"git_{key}"] = git[key]
     result: dict[str, Any] = {
-        "ruleId": RULE_ID,
-        "ruleIndex": 0,
+        "ruleId": finding.rule_id,
+        "ruleIndex": RULE_IDS.index(finding.rule_id),
         "level": "error" if finding.confidence.value == "high" else "warning",
         "message": {"text": _message(finding)},
         "locations": [{
@@ -142,7 +193,7 @@ def render(fmt: str, findings: list[Finding], stats: Stats, *, reveal: bool = Fa
     run: dict[str, Any] = {
         "tool": {"driver": {"name": "poelis-scan", "version": __version__,
                             "semanticVersion": __version__, "informationUri": INFORMATION_URI,
-                            "rules": [RULE]}},
+                            "rules": RULES}},
         "columnKind": "unicodeCodePoints",
         "results": [_result(f) for f in chosen],
         "properties": {"truncated": truncated, "total_results": len(findings),
