@@ -231,11 +231,14 @@ def scan_git(
                     "before the cut are not here to scan (git fetch --unshallow fetches them)"))
         head, objects = _peek(iter(selection.objects), SERIAL_BELOW_OBJECTS)
         small = len(head) < SERIAL_BELOW_OBJECTS
-        batches = run_batches(partial(contents.scan_objects, settings=settings),
-                              contents.batches(repo.path, objects),
-                              1 if small else jobs or default_jobs(), executor,
-                              cleanup=contents.close_cat_files)
-        hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches))
+        ticker = None if on_progress is None else _Ticker(stats, on_progress)
+        with ticker or contextlib.nullcontext():  # progress moves inside a large blob too
+            batches = run_batches(partial(contents.scan_objects, settings=settings),
+                                  contents.batches(repo.path, objects),
+                                  1 if small else jobs or default_jobs(), executor,
+                                  cleanup=contents.close_cat_files, tick=ticker)
+            hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches),
+                            ticker=ticker)
         if selection.lister is not None:
             for sha in selection.lister.broken:
                 _warned(stats, listeners, Skip(repo.path, "unreadable_object",
