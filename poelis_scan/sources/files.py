@@ -235,6 +235,7 @@ FILES_PER_ITEM = 256  # files a worker reads before handing unwalked directories
 DIRS_PER_ITEM = 4  # directories handed back go out in groups of this many
 PACK_SIZE = 1 << 20  # the buffer small files are packed into for one search
 SMALL_FILE = 256 << 10  # files this large or larger are scanned on their own, in windows
+_MIN_ROOM = 64 << 10  # less room than this left in the pack: search it and start afresh
 _SEPARATOR = 0xFF  # never in a needle (tests/test_workers.py checks): needles cannot span files
 _MAGIC_FIRST = frozenset(b"P\x1fB\xfd")  # first bytes of the container formats but tar
 
@@ -334,10 +335,15 @@ class _Scanner:
                 self.skip(printable_path(entry.path), "unreadable", error.strerror or "")
 
     def named_file(self, task: FileTask) -> None:
-        self.file(task.path, task.relative, task.shown_root, task.report_root)
+        self.file(task.path, task.relative, task.shown_root, task.report_root, walked=False)
 
-    def file(self, path: str, relative: str, shown: str, prefix: str) -> None:
-        """Read one file into the pack, or scan it on its own if it is large or a container."""
+    def file(self, path: str, relative: str, shown: str, prefix: str,
+             walked: bool = True) -> None:
+        """Read one file into the pack, or scan it on its own if it is large or a container.
+
+        A file the walk found needs no ``fstat``: its directory entry said regular file, and a
+        short read says it fits. A file named by the user is checked first (it may be a FIFO).
+        """
         try:
             fd = os.open(path, _OPEN_FLAGS)
         except OSError as error:
@@ -345,6 +351,18 @@ class _Scanner:
             self.skip(task.display_path, "unreadable", error.strerror or str(error))
             return
         try:
+            if walked:  # the directory entry said regular file: read first, fstat only if large
+                room = PACK_SIZE - self.used - 1
+                if room < _MIN_ROOM:
+                    self.flush()
+                    room = PACK_SIZE - 1
+                cap = min(room, SMALL_FILE)
+                start = self.used
+                n = os.readv(fd, [self.view[start : start + cap]])
+                if n < cap and not self._container(start, n):
+                    self._keep(start, n, path, relative, shown, prefix)
+                    return
+                os.lseek(fd, 0, os.SEEK_SET)  # larger than the room left, or an archive
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise OSError(0, "not a regular file")
@@ -355,12 +373,7 @@ class _Scanner:
                 start = self.used
                 n = os.readv(fd, [self.view[start : start + size + 1]])
                 if n <= size and not self._container(start, n):
-                    self.pack[start + n] = _SEPARATOR
-                    self.used = start + n + 1
-                    self.starts.append(start)
-                    self.packed.append((start + n, path, relative, shown, prefix))
-                    self.files += 1
-                    self.out.size += n
+                    self._keep(start, n, path, relative, shown, prefix)
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # grew since fstat, or an archive
             self.single(fd, FileTask(path, relative, shown, prefix))
@@ -373,6 +386,16 @@ class _Scanner:
             self.skip(task.display_path, "error", detail)
         finally:
             os.close(fd)
+
+    def _keep(self, start: int, n: int, path: str, relative: str, shown: str,
+              prefix: str) -> None:
+        """The ``n`` bytes just read at ``start`` stay in the pack, to be searched with it."""
+        self.pack[start + n] = _SEPARATOR
+        self.used = start + n + 1
+        self.starts.append(start)
+        self.packed.append((start + n, path, relative, shown, prefix))
+        self.files += 1
+        self.out.size += n
 
     def _container(self, start: int, n: int) -> bool:
         """Whether the file just packed at ``start`` starts like an archive (checked in place)."""
