@@ -181,6 +181,9 @@ def scan_paths(
     else:  # workers walk their own share of the tree
         items = files.work_items(roots)
         jobs = jobs or default_jobs()
+        from .detect.engines import searcher
+
+        searcher(settings)  # import and compile once, here: forked workers inherit both
     work = partial(files.scan_work, settings=settings, excluder=excluder)
     ticker = None if on_progress is None else _Ticker(stats, on_progress)
     with ticker or contextlib.nullcontext():
