@@ -14,6 +14,7 @@ measures processes, threads and a single process side by side (numbers in the RE
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import time
@@ -71,7 +72,7 @@ def _warned(stats: Stats, listeners: _Listeners, note: Skip) -> None:
 
 
 def _collect(stats: Stats, batches: Iterable[Batch[T]], listeners: _Listeners,
-             weight: Callable[[T], int] = lambda _: 1) -> list[T]:
+             weight: Callable[[T], int] = lambda _: 1, ticker: _Ticker | None = None) -> list[T]:
     """Fold every batch into ``stats`` as it arrives; returns what the batches found."""
     found: list[T] = []
     count = 0
@@ -84,8 +85,35 @@ def _collect(stats: Stats, batches: Iterable[Batch[T]], listeners: _Listeners,
         found.extend(batch.found)
         if listeners.on_progress is not None:
             count += sum(map(weight, batch.found))
+            if ticker is not None:
+                ticker.findings = count
             listeners.on_progress(stats, count)
     return found
+
+
+class _Ticker:
+    """Redraws progress between batches, adding the bytes read so far inside streams still
+    being scanned (``scan/meter.py``): a large file or blob moves the line while it is read."""
+
+    def __init__(self, stats: Stats, on_progress: OnProgress) -> None:
+        from .scan import meter
+
+        self.stats = stats
+        self.on_progress = on_progress
+        self.findings = 0
+        self.meter = meter
+        meter.share()
+
+    def __call__(self) -> None:
+        done = self.stats.bytes_scanned + self.meter.pending()
+        self.on_progress(replace(self.stats, bytes_scanned=done), self.findings)
+
+    def __enter__(self) -> _Ticker:
+        self.meter.watch(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.meter.watch(None)
 
 
 def _result(findings: list[Finding], stats: Stats, min_confidence: Confidence | str,
@@ -137,17 +165,38 @@ def scan_paths(
     roots = [os.fspath(p) for p in paths]
     found: list[Finding] = []
     if files.STDIN in roots:  # read here: workers have no standard input
-        found += _collect(stats, [files.scan_batch([files.stdin_task()], settings)], listeners)
+        with _Ticker(stats, on_progress) if on_progress else contextlib.nullcontext():
+            batch = files.scan_batch([files.stdin_task()], settings)
+        found += _collect(stats, [batch], listeners)
         roots = [r for r in roots if r != files.STDIN]
-    walk = files.walk(roots, Excluder(tuple(exclude)), partial(_skipped, stats, listeners),
-                      partial(_warned, stats, listeners))
-    head, tasks = _peek(walk, SERIAL_BELOW)
-    small = len(head) < SERIAL_BELOW
-    if small and files.total_size(head) < LIGHT_SCAN_BYTES:
-        settings = replace(settings, engine="find")
-    batches = run_batches(partial(files.scan_batch, settings=settings), files.batches(tasks),
-                          1 if small else jobs or default_jobs(), executor)
-    found += _collect(stats, batches, listeners)
+    excluder = Excluder(tuple(exclude))
+    # A bounded walk decides whether the scan is small; its skips and warnings count only if it
+    # is (otherwise the workers' walk meets the same entries again and reports them).
+    peeked: list[Skip] = []
+    peeked_warnings: list[Skip] = []
+    head = list(itertools.islice(
+        files.walk(roots, excluder, peeked.append, peeked_warnings.append), SERIAL_BELOW))
+    if len(head) < SERIAL_BELOW:  # the whole scan: a few files, read in this process
+        for skip in peeked:
+            _skipped(stats, listeners, skip)
+        for note in peeked_warnings:
+            _warned(stats, listeners, note)
+        if files.total_size(head) < LIGHT_SCAN_BYTES:
+            settings = replace(settings, engine="find")
+        items: list[files.WorkItem] = [list(head[i : i + files.BATCH_FILES])
+                                       for i in range(0, len(head), files.BATCH_FILES)]
+        jobs = 1
+    else:  # workers walk their own share of the tree
+        items = files.work_items(roots)
+        jobs = jobs or default_jobs()
+        from .detect.engines import searcher
+
+        searcher(settings)  # import and compile once, here: forked workers inherit both
+    work = partial(files.scan_work, settings=settings, excluder=excluder)
+    ticker = None if on_progress is None else _Ticker(stats, on_progress)
+    with ticker or contextlib.nullcontext():
+        results = run_batches(work, items, jobs, executor, more=files.more_items, tick=ticker)
+        found += _collect(stats, (batch for batch, _ in results), listeners, ticker=ticker)
     return _result(found, stats, min_confidence, started)
 
 
@@ -212,11 +261,14 @@ def scan_git(
         head, objects = _peek(iter(skipping if skipping is not None else selection.objects),
                               SERIAL_BELOW_OBJECTS)
         small = len(head) < SERIAL_BELOW_OBJECTS
-        batches = run_batches(partial(contents.scan_objects, settings=settings),
-                              contents.batches(repo, objects),
-                              1 if small else jobs or default_jobs(), executor,
-                              cleanup=contents.close_cat_files)
-        hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches))
+        ticker = None if on_progress is None else _Ticker(stats, on_progress)
+        with ticker or contextlib.nullcontext():  # progress moves inside a large blob too
+            batches = run_batches(partial(contents.scan_objects, settings=settings),
+                                  contents.batches(repo, objects),
+                                  1 if small else jobs or default_jobs(), executor,
+                                  cleanup=contents.close_cat_files, tick=ticker)
+            hits = _collect(stats, batches, listeners, weight=lambda hit: len(hit.matches),
+                            ticker=ticker)
         if skipping is not None and skipping.skipped:
             stats.skipped["already_scanned"] += skipping.skipped
             if skip_objects and selection.lister is not None:

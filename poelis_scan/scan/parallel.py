@@ -34,6 +34,7 @@ import signal
 import struct
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -93,6 +94,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
 @functools.cache
 def _load_prctl() -> Any:
     """libc's ``prctl`` where there is one (Linux), loaded before forking so that a child
@@ -118,12 +121,26 @@ def die_with_parent(parent: int | None = None, sig: int = signal.SIGKILL) -> Non
         os._exit(1)
 
 
-def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int, parent: int) -> None:
-    """Worker body: read an item, send back ("ok", result) or ("error", text), until EOF (the
-    parent closed the pipe, or died)."""
+# Run in every forked worker first, with its index (0 .. jobs-1): per-worker setup such as a
+# slot in a shared progress meter.
+worker_start_hooks: list[Callable[[int], None]] = []
+
+
+def _worker_started(index: int, parent: int) -> None:
+    """The one place a forked worker is set up before it takes work: Ctrl-C and SIGTERM are
+    the parent's to handle, the worker dies with its parent, then the hooks run."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports, workers just stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
     die_with_parent(parent)
+    for hook in worker_start_hooks:
+        hook(index)
+
+
+def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int, index: int,
+           parent: int) -> None:
+    """Worker body: read an item, send back ("ok", result) or ("error", text), until EOF (the
+    parent closed the pipe, or died)."""
+    _worker_started(index, parent)
     while True:
         header = _read_exact(task_fd, _HEADER.size)
         if header is None:
@@ -142,7 +159,7 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
     workers: list[_Worker] = []
     parent = os.getpid()
     _load_prctl()
-    for _ in range(jobs):
+    for index in range(jobs):
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
         pid = os.fork()
@@ -154,7 +171,7 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
                 for other in workers:
                     os.close(other.task_fd)
                     os.close(other.result_fd)
-                _child(func, task_r, result_w, parent)
+                _child(func, task_r, result_w, index, parent)
             except BaseException:
                 status = 1
             finally:
@@ -179,26 +196,51 @@ def _stop(workers: list[_Worker], kill: bool) -> None:
             os.waitpid(worker.pid, 0)
 
 
-def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[R]:
+More = Callable[[Any], Iterable[Any]]  # a result -> further items it asks for
+Tick = Callable[[], None]  # called at least every TICK_SECONDS while workers are busy
+TICK_SECONDS = 0.25
+
+
+class _Source:
+    """Items to hand out: those ``more`` returned (first), then the caller's iterator."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.iterator = iter(items)
+        self.queued: deque[Any] = deque()
+        self.exhausted = False
+
+    def take(self) -> tuple[bool, Any]:
+        if self.queued:
+            return True, self.queued.popleft()
+        if not self.exhausted:
+            try:
+                return True, next(self.iterator)
+            except StopIteration:
+                self.exhausted = True
+        return False, None
+
+
+def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int,
+             more: More | None = None, tick: Tick | None = None) -> Iterator[R]:
     """``func`` over ``items`` in ``jobs`` forked processes; results in completion order.
 
     ``func`` and the items are pickled by value except ``func``, which the children inherit
     through ``fork``. Items are drawn from ``items`` lazily, in the parent, as workers free up.
+    ``more(result)``, when given, returns further items a result asks for (subdirectories a
+    worker did not walk itself): they go out before the rest of ``items``. ``tick`` is called
+    at least every ``TICK_SECONDS`` while waiting for workers (a progress line).
     """
-    source = iter(items)
+    source = _Source(items)
     workers = _start(func, jobs)
     by_fd = {w.result_fd: w for w in workers} | {w.task_fd: w for w in workers}
-    exhausted = False
     finished_cleanly = False
     writing: set[int] = set()  # task descriptors registered for POLLOUT
+    timeout = None if tick is None else TICK_SECONDS * 1000
 
     def feed(worker: _Worker, limit: int = _IN_FLIGHT) -> None:
-        nonlocal exhausted
-        while not exhausted and worker.in_flight < limit:
-            try:
-                item = next(source)
-            except StopIteration:
-                exhausted = True
+        while worker.in_flight < limit:
+            ok, item = source.take()
+            if not ok:
                 return
             worker.outgoing += _frame(item)
             worker.in_flight += 1
@@ -219,7 +261,10 @@ def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[
                 writing.discard(worker.task_fd)
                 if worker.outgoing:
                     writing.add(worker.task_fd)
-            for fd, event in poller.poll():
+            events = poller.poll(timeout)
+            if tick is not None:
+                tick()
+            for fd, event in events:
                 worker = by_fd[fd]
                 if fd == worker.task_fd:
                     _send_some(worker, event)
@@ -228,8 +273,16 @@ def fork_map(func: Callable[[T], R], items: Iterable[T], jobs: int) -> Iterator[
                 if not data:
                     raise WorkerError(f"worker {worker.pid} exited unexpectedly")
                 worker.incoming += data
-                yield from _replies(worker)
-                feed(worker)
+                for value in _replies(worker):
+                    if more is not None:
+                        source.queued.extend(more(value))
+                    yield value
+                if more is None:
+                    feed(worker)
+                else:  # new items may feed a worker that had run dry
+                    for limit in range(1, _IN_FLIGHT + 1):
+                        for other in workers:
+                            feed(other, limit)
         finished_cleanly = True
     finally:
         _stop(workers, kill=not finished_cleanly)
@@ -303,32 +356,74 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
 
 
 def run_batches(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,
-                cleanup: Callable[[], None] | None = None) -> Iterator[R]:
+                cleanup: Callable[[], None] | None = None, more: More | None = None,
+                tick: Tick | None = None) -> Iterator[R]:
     """``func`` over ``items`` as ``executor`` says (``process`` falls back to threads where
     there is no ``os.fork``); ``jobs <= 1`` runs in this process. ``cleanup`` runs in this
     process once the serial or threaded work is over (forked workers end with their process).
-    Results come in completion order; a failure is a ``WorkerError``. While it runs, SIGTERM
-    unwinds like Ctrl-C (``Terminated``)."""
+    ``more`` and ``tick`` as for ``fork_map``. Results come in completion order; a failure is
+    a ``WorkerError``. While it runs, SIGTERM unwinds like Ctrl-C (``Terminated``)."""
     restore = _sigterm_as_interrupt()
     try:
-        yield from _run(func, items, jobs, executor, cleanup)
+        yield from _run(func, items, jobs, executor, cleanup, more, tick)
     finally:
         restore()
 
 
 def _run(func: Callable[[T], R], items: Iterable[T], jobs: int, executor: Executor,
-         cleanup: Callable[[], None] | None) -> Iterator[R]:
+         cleanup: Callable[[], None] | None, more: More | None, tick: Tick | None
+         ) -> Iterator[R]:
     if executor == "process" and jobs > 1 and hasattr(os, "fork"):
-        yield from fork_map(func, items, jobs)
+        yield from fork_map(func, items, jobs, more, tick)
         return
     try:
         if executor == "serial" or jobs <= 1:
-            yield from map(_guarded(func, "the scanning process"), items)
+            yield from _serial(_guarded(func, "the scanning process"), items, more)
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(jobs) as pool:
-                yield from pool.map(_guarded(func, "a worker thread"), items)
+            yield from _threaded(_guarded(func, "a worker thread"), items, jobs, more, tick)
     finally:
         if cleanup is not None:
             cleanup()
+
+
+def _serial(func: Callable[[T], R], items: Iterable[T], more: More | None) -> Iterator[R]:
+    source = _Source(items)
+    while True:
+        ok, item = source.take()
+        if not ok:
+            return
+        result = func(item)
+        if more is not None:
+            source.queued.extend(more(result))
+        yield result
+
+
+def _threaded(func: Callable[[T], R], items: Iterable[T], jobs: int, more: More | None,
+              tick: Tick | None) -> Iterator[R]:
+    """Like ``fork_map`` with threads: at most two items in flight per thread."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    source = _Source(items)
+    with ThreadPoolExecutor(jobs) as pool:
+        running: set[Future[R]] = set()
+        try:
+            while True:
+                while len(running) < jobs * _IN_FLIGHT:
+                    ok, item = source.take()
+                    if not ok:
+                        break
+                    running.add(pool.submit(func, item))
+                if not running:
+                    return
+                done, _ = wait(running, TICK_SECONDS if tick else None, FIRST_COMPLETED)
+                if tick is not None:
+                    tick()
+                for future in done:
+                    running.discard(future)
+                    result = future.result()
+                    if more is not None:
+                        source.queued.extend(more(result))
+                    yield result
+        finally:
+            for future in running:
+                future.cancel()

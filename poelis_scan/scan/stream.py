@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..detect.matches import LOOKAHEAD, LOOKBEHIND, Match, find_matches
 from ..settings import DEFAULT, ScanSettings
+from . import meter
 from .allow import allowed_in_comment
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
@@ -295,6 +296,17 @@ def scan_windows(
     settings: ScanSettings,
 ) -> StreamResult:
     """The window loop; ``buf[:filled]`` already holds the stream's first bytes."""
+    mark = meter.mark()
+    try:
+        return _scan_windows(readinto, pread, buf, view, filled, settings)
+    finally:
+        meter.rewind(mark)  # the stream's size now travels with its result
+
+
+def _scan_windows(
+    readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview, filled: int,
+    settings: ScanSettings,
+) -> StreamResult:
     found: list[LocatedMatch] = []
     hidden = 0
     base = 0  # stream offset of buf[0]
@@ -323,6 +335,7 @@ def scan_windows(
         if pread is None:
             state.advance(buf, drop)
         view[: filled - drop] = view[drop:filled]
+        meter.add(drop)
         base += drop
         filled -= drop
         start = LOOKBEHIND
