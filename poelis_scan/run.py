@@ -409,6 +409,7 @@ def org_command(repositories: Iterable[str], request: Request, org: OrgRequest) 
 
     if org.new_only and not org.state:
         raise ScanError("--new-only needs --state DB (what was seen before)")
+    check_targets(request)
     try:
         shard = shard_from(org.shard)
         names = list(repositories)

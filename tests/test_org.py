@@ -437,8 +437,6 @@ def test_targets_are_checked_before_any_clone(org: Org, tmp_path: Path, extra: l
     assert not cache.exists() or not any(cache.iterdir())
     if "no such directory" not in message:
         assert not (tmp_path / "s.db").exists()  # the state is opened after the cheap checks
-    if "no such directory" not in message:
-        assert not (tmp_path / "s.db").exists()  # the state is opened after the cheap checks
 
 
 # ---- recipes ------------------------------------------------------------------------------
