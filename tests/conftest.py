@@ -7,12 +7,14 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from poelis_emulator import Emulator
 
 from poelis_scan.detect.grammar import classify_body, read_api_run
 
@@ -151,3 +153,12 @@ def repo_with(path: Path, files: dict[str, str], message: str = "add files") -> 
     git(path, "add", "-A")
     git(path, "commit", "-qm", message)
     return path
+
+
+@pytest.fixture(name="api")
+def _api() -> Iterator[Emulator]:
+    """A running emulator of the Poelis API on 127.0.0.1, stopped after the test."""
+    emulator = Emulator()
+    emulator.start()
+    yield emulator
+    emulator.stop()

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from conftest import GIT_ENV, git, make_key, make_legacy_key, output_on_tty, repo_with, run_cli
 from poelis_emulator import Emulator, workspaces
 
@@ -17,14 +15,6 @@ from poelis_scan.detect.grammar import Confidence, secret_sha256
 from poelis_scan.findings import Finding, GitOrigin, Location, Verdict
 from poelis_scan.report.text import _shown, format_finding, origin_marks
 from poelis_scan.verify import LEGACY_REASON
-
-
-@pytest.fixture(name="api")
-def _api() -> Iterator[Emulator]:
-    emulator = Emulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def _redacted(key: str) -> str:

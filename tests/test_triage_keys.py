@@ -8,7 +8,6 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ from poelis_scan.detect.grammar import (
 from poelis_scan.detect.matches import scan_bytes
 from poelis_scan.report.sarif import RULES
 from poelis_scan.verify import LEGACY_REASON
-
-
-@pytest.fixture(name="api")
-def _api() -> Iterator[Emulator]:
-    emulator = Emulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def _encodings(key: str) -> dict[str, bytes]:

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,14 +48,6 @@ from poelis_scan.verify import (
 T = TypeVar("T")
 GUARD = 90.0  # seconds: a hang detector, far above any expected run time
 QUICK = {"backoff": 0.05, "timeout": 2.0}
-
-
-@pytest.fixture(name="api")
-def _api() -> Iterator[Emulator]:
-    emulator = Emulator()
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 def verifier(api: Emulator | RawServer, **overrides: Any) -> Verifier:

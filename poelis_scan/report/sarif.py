@@ -70,40 +70,34 @@ _LEGACY_HELP_MARKDOWN = (
     "A false alarm? Put `poelis-scan: allow` in a comment on the line.\n"
 )
 
-RULE = {
-    "id": RULE_ID,
-    "name": "PoelisApiKey",
-    "shortDescription": {"text": "Poelis REST API key"},
-    "fullDescription": {"text": "A Poelis REST API key (poelis_api_…) is present in the "
-                                "scanned content; it grants read access to a whole "
-                                "organization."},
-    "help": {"text": _HELP_TEXT, "markdown": _HELP_MARKDOWN},
-    "helpUri": INFORMATION_URI,
-    "defaultConfiguration": {"level": "error"},
-    "properties": {
-        "tags": ["security", "secret", "cwe-798", "external/cwe/cwe-798"],
-        "precision": "very-high",
-        "security-severity": "9.5",
-        "problem.severity": "error",
-    },
-}
-LEGACY_RULE = {
-    "id": LEGACY_RULE_ID,
-    "name": "PoelisLegacyCredential",
-    "shortDescription": {"text": "Legacy Poelis client credential"},
-    "fullDescription": {"text": "A legacy Poelis credential (poelis_live_org_…) holding Auth0 "
-                                "client credentials is present in the scanned content; it "
-                                "cannot be verified and must be rotated."},
-    "help": {"text": _LEGACY_HELP_TEXT, "markdown": _LEGACY_HELP_MARKDOWN},
-    "helpUri": INFORMATION_URI,
-    "defaultConfiguration": {"level": "error"},
-    "properties": {
-        "tags": ["security", "secret", "cwe-798", "external/cwe/cwe-798"],
-        "precision": "high",
-        "security-severity": "9.0",
-        "problem.severity": "error",
-    },
-}
+def _rule(rule_id: str, name: str, short: str, full: str, help_text: str, help_markdown: str,
+          precision: str, severity: str) -> dict[str, object]:
+    """One ``reportingDescriptor``: both rules differ only in their words and precision."""
+    return {
+        "id": rule_id,
+        "name": name,
+        "shortDescription": {"text": short},
+        "fullDescription": {"text": full},
+        "help": {"text": help_text, "markdown": help_markdown},
+        "helpUri": INFORMATION_URI,
+        "defaultConfiguration": {"level": "error"},
+        "properties": {
+            "tags": ["security", "secret", "cwe-798", "external/cwe/cwe-798"],
+            "precision": precision,
+            "security-severity": severity,
+            "problem.severity": "error",
+        },
+    }
+
+
+RULE = _rule(RULE_ID, "PoelisApiKey", "Poelis REST API key",
+             "A Poelis REST API key (poelis_api_…) is present in the scanned content; it grants "
+             "read access to a whole organization.", _HELP_TEXT, _HELP_MARKDOWN,
+             "very-high", "9.5")
+LEGACY_RULE = _rule(LEGACY_RULE_ID, "PoelisLegacyCredential", "Legacy Poelis client credential",
+                    "A legacy Poelis credential (poelis_live_org_…) holding Auth0 client "
+                    "credentials is present in the scanned content; it cannot be verified and "
+                    "must be rotated.", _LEGACY_HELP_TEXT, _LEGACY_HELP_MARKDOWN, "high", "9.0")
 # The driver's rules, in the order of ``RULE_IDS`` (a result's ``ruleIndex`` points here).
 RULES = [{RULE_ID: RULE, LEGACY_RULE_ID: LEGACY_RULE}[rule_id] for rule_id in RULE_IDS]
 _NOUN = {RULE_ID: "Poelis API key", LEGACY_RULE_ID: "Legacy Poelis credential"}

@@ -244,17 +244,23 @@ def scan_batch(tasks: list[FileTask], settings: ScanSettings) -> Batch[Finding]:
             out.skips.append(Skip(task.display_path, "error", detail))
             continue
         files += 1
-        out.size += result.size
-        out.below_confidence += result.hidden
-        if result.matches:
-            report_path, display_path = task.report_path, task.display_path
-            out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
-        if result.members or result.notes:
-            out.members += result.members
-            out.expanded += result.expanded
-            out.notes.extend(Skip(task.display_path, kind, msg) for kind, msg in result.notes)
+        fold(out, task, result)
     out.scanned["file"] = files
     return out
+
+
+def fold(out: Batch[Finding], task: FileTask, result: StreamResult) -> None:
+    """Add what one file held to a worker's batch: its size, findings (with the file's report
+    and display names), the matches hidden below the floor, and archive counts and notes."""
+    out.size += result.size
+    out.below_confidence += result.hidden
+    if result.matches:
+        report_path, display_path = task.report_path, task.display_path
+        out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
+    if result.members or result.notes:
+        out.members += result.members
+        out.expanded += result.expanded
+        out.notes.extend(Skip(task.display_path, kind, msg) for kind, msg in result.notes)
 
 
 def stdin_task() -> FileTask:
@@ -458,16 +464,8 @@ class _Scanner:
         self._add(task, scan_fd(fd, os.path.basename(task.path), self.settings))
 
     def _add(self, task: FileTask, result: StreamResult) -> None:
-        out = self.out
         self.files += 1
-        out.size += result.size
-        if result.matches:
-            report_path, display_path = task.report_path, task.display_path
-            out.found.extend(Finding.at(lm, report_path, display_path) for lm in result.matches)
-        if result.members or result.notes:
-            out.members += result.members
-            out.expanded += result.expanded
-            out.notes.extend(Skip(task.display_path, kind, msg) for kind, msg in result.notes)
+        fold(self.out, task, result)
 
     def flush(self) -> None:
         """Search the pack once; scan on its own each file a needle begins in."""
