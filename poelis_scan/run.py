@@ -182,7 +182,7 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
     if request.report_stale:
         stats.baseline_stale = len(outcome.stale)
     report = _render(request, outcome.reported, stats, _context(request, where, stats))
-    write_text(request.output, report.text)
+    write_text(request.output, report.chunks())
     for note in report.notes:
         console.warn(note)
     if request.report_stale:
@@ -229,16 +229,19 @@ def baseline_command(targets: Iterable[str], use_git: bool, output: str,
     return EXIT_CLEAN
 
 
-def write_text(output: str | None, text: str) -> None:
-    """``text`` to standard output (``None`` or ``-``) or to the file ``output``."""
+def write_text(output: str | None, text: str | Iterable[str]) -> None:
+    """``text`` (or its pieces, written as they come) to standard output (``None`` or ``-``)
+    or to the file ``output``."""
     import sys
 
+    parts = [text] if isinstance(text, str) else text
     if output is None or output == "-":
-        sys.stdout.write(text)
+        for part in parts:
+            sys.stdout.write(part)
         sys.stdout.flush()
         return
     try:
         with open(output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.writelines(parts)
     except OSError as error:
         raise ScanError(f"cannot write {output}: {error.strerror or error}") from None
