@@ -304,7 +304,7 @@ def _finish(result: ScanResult, policy: Policy, floor: str, where: _Where,
     failure = _coverage_failure(stats, where, request.strict)
     report = _render(request, outcome.reported, stats,
                      _context(request, where, stats, failure))
-    write_text(request.output, report.text)
+    write_text(request.output, report.chunks())
     for note in report.notes:
         console.warn(note)
     if request.report_stale:
@@ -465,8 +465,9 @@ def state_report_command(target: str, fmt: str, output: str | None, repository: 
     return EXIT_FINDINGS if count else EXIT_CLEAN
 
 
-def write_text(output: str | None, text: str) -> None:
-    """``text`` to standard output (``None`` or ``-``) or to the file ``output``.
+def write_text(output: str | None, text: str | Iterable[str]) -> None:
+    """``text`` (or its pieces, written as they come: a large JSON report is never one
+    string) to standard output (``None`` or ``-``) or to the file ``output``.
 
     A file is written whole or not at all: into a temporary file in the same directory, renamed
     over ``output`` on success, so a full disk never leaves a truncated SARIF for CI to upload.
@@ -475,9 +476,11 @@ def write_text(output: str | None, text: str) -> None:
     import sys
     import tempfile
 
+    parts = [text] if isinstance(text, str) else text
     if output is None or output == "-":
         try:
-            sys.stdout.write(text)
+            for part in parts:
+                sys.stdout.write(part)
             sys.stdout.flush()
         except BrokenPipeError:
             raise
@@ -489,7 +492,7 @@ def write_text(output: str | None, text: str) -> None:
     try:
         if os.path.lexists(output) and not os.path.isfile(output):
             with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.writelines(parts)
             return
         directory = os.path.dirname(os.path.abspath(output))
         fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.",
@@ -499,7 +502,7 @@ def write_text(output: str | None, text: str) -> None:
             os.umask(mask)
             os.fchmod(fd, 0o666 & ~mask)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.writelines(parts)
             os.replace(temporary, output)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ function and one line in ``_MODULES``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,12 +39,32 @@ class ReportContext:
     failure: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class Report:
-    """A rendered report, and what the user should hear about it on stderr (a truncation)."""
+    """A rendered report, and what the user should hear about it on stderr (a truncation).
 
-    text: str
-    notes: tuple[str, ...] = ()
+    A report of many findings can be ``parts``: pieces made as they are written, so that
+    200,000 findings never sit in memory as one string (``chunks`` writes either kind; ``text``
+    joins the pieces, for callers that want it whole).
+    """
+
+    __slots__ = ("_parts", "_text", "notes")
+
+    def __init__(self, text: str = "", notes: tuple[str, ...] = (), *,
+                 parts: Callable[[], Iterable[str]] | None = None) -> None:
+        self._text = text
+        self._parts = parts
+        self.notes = notes
+
+    @property
+    def text(self) -> str:
+        return self._text if self._parts is None else "".join(self._parts())
+
+    def chunks(self) -> Iterator[str]:
+        """The report in pieces, each made only when the one before has been written."""
+        if self._parts is None:
+            yield self._text
+        else:
+            yield from self._parts()
 
 
 class Renderer(Protocol):
