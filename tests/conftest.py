@@ -162,3 +162,32 @@ def _api() -> Iterator[Emulator]:
     emulator.start()
     yield emulator
     emulator.stop()
+
+
+# A fresh, small process starts the measured command and reports the child's peak: a child
+# forked straight from pytest would carry pytest's own high-water mark across exec (Linux
+# records the old address space's peak), and pytest is large by the end of the suite.
+_MEASURE = """
+import os, resource, subprocess, sys
+out, err = open(sys.argv[1], "wb"), open(sys.argv[2], "wb")
+status = subprocess.run(sys.argv[3:], stdout=out, stderr=err).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, status)
+"""
+
+
+@dataclass
+class MeasuredRun:
+    status: int
+    stdout: bytes
+    stderr: bytes
+    peak_kib: int  # the command's peak resident memory
+
+
+def run_measured(*args: str, work: Path) -> MeasuredRun:
+    """Run ``python -m poelis_scan ARGS`` and measure its own peak memory (never its time)."""
+    out, err = work / "measured.out", work / "measured.err"
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(out), str(err), sys.executable, "-m",
+         "poelis_scan", *args], capture_output=True, text=True, check=True, timeout=600)
+    peak, status = map(int, measured.stdout.split())
+    return MeasuredRun(status, out.read_bytes(), err.read_bytes(), peak)

@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import lzma
-import os
 import subprocess
 import sys
 import tarfile
@@ -15,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import make_key, run_cli
+from conftest import make_key, run_cli, run_measured
 
 from poelis_scan.scan.stream import CHUNK_SIZE
 
@@ -160,14 +159,10 @@ def test_zip_bomb_trips_the_ratio_limit_in_bounded_memory(tmp_path: Path) -> Non
     # Built by another process, so that this one stays small and the scan's memory is its own.
     subprocess.run([sys.executable, "-c", BOMB_MAKER, str(bomb), k], check=True)
     assert bomb.stat().st_size < 2 << 20
-    proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", "scan", str(tmp_path),
-                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # stderr is a few lines: no deadlock
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory, not pytest's
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 1
-    assert usage.ru_maxrss < 200 * 1024  # KiB
+    run = run_measured("scan", str(bomb), "--format", "json", work=tmp_path)
+    stdout, stderr = run.stdout, run.stderr
+    assert run.status == 1, stderr
+    assert run.peak_kib < 200 * 1024
     report = json.loads(stdout)
     (f,) = report["findings"]
     assert f["location"]["member"] == "payload.bin"  # the key sits within the limit

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import make_key, run_cli
+from conftest import make_key, run_cli, run_measured
 from test_hooks import PROJECT
 from test_hooks import git as hook_git
 
@@ -241,14 +241,10 @@ def test_central_directory_bomb_is_bounded(tmp_path: Path) -> None:
     # directory is really walked), built by another process to keep this one small.
     subprocess.run([sys.executable, "-c", CD_BOMB_MAKER, k, str(bomb), "1300000"], check=True)
     assert bomb.stat().st_size < 1 << 20
-    proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", "scan", str(bomb),
-                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 1, stderr
-    assert usage.ru_maxrss < 200 * 1024  # KiB
+    run = run_measured("scan", str(bomb), "--format", "json", work=tmp_path)
+    stdout, stderr = run.stdout, run.stderr
+    assert run.status == 1, stderr
+    assert run.peak_kib < 200 * 1024
     report = json.loads(stdout)
     assert [f["location"]["member"] for f in report["findings"]] == ["bomb.zip!/a"]
     assert report["stats"]["warnings"] == {"archive_overlap": 1, "archive_limit": 1}
@@ -314,13 +310,10 @@ def test_a_flood_of_example_keys_costs_bounded_memory(tmp_path: Path) -> None:
     flood = tmp_path / "flood.env"
     subprocess.run([sys.executable, "-c", FLOOD_MAKER, str(flood), k], check=True)
     assert flood.stat().st_size > 28 << 20
-    proc = subprocess.Popen([sys.executable, "-m", "poelis_scan", "scan", str(flood),
-                             "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stderr is not None
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 1, stderr
-    assert usage.ru_maxrss < 200 * 1024  # KiB
+    run = run_measured("scan", str(flood), "--format", "json", work=tmp_path)
+    stdout, stderr = run.stdout, run.stderr
+    assert run.status == 1, stderr
+    assert run.peak_kib < 200 * 1024
     report = json.loads(stdout)
     assert [(f["location"]["line"], f["confidence"]) for f in report["findings"]] == [
         (500_001, "high")]
