@@ -441,7 +441,12 @@ def org_command(repositories: Iterable[str], request: Request, org: OrgRequest) 
         new_only(out)
     if not request.quiet:
         console.echo(f"poelis-scan: {describe_shard(out.result.stats)}")
-    status = _finish(out.result, policy, floor, _Where(os.path.abspath(".")), request)
+    shard_counts = out.result.stats.shard
+    # A shard whose hash took none of the repositories has nothing to read: that is clean.
+    nothing = ("this shard took none of the repositories"
+               if shard_counts is not None and shard_counts.repositories == 0 else None)
+    status = _finish(out.result, policy, floor, _Where(os.path.abspath("."), None, nothing),
+                     request)
     if out.failed:
         count = len(out.failed)
         console.warn(f"{count} {'repository' if count == 1 else 'repositories'} could not "

@@ -358,6 +358,21 @@ def test_shard_from_the_environment(org: Org, tmp_path: Path) -> None:
     assert got == sorted(f["fingerprint"] + f["git"]["repository"] for f in whole.findings())
 
 
+def test_a_shard_that_took_no_repository_is_clean(org: Org) -> None:
+    """The hash may give a shard none of the repositories: it read nothing because there was
+    nothing for it, which is a clean result (exit 0), not an empty scan (exit 2)."""
+    from poelis_scan.shard import shard_of
+    from poelis_scan.sources.remote import classify
+
+    local = [r for r in org.repos if "://" not in r]
+    taken = {shard_of(classify(r).identity, 50) for r in local}
+    empty = min(set(range(1, 51)) - taken)
+    out = run_cli("git", *local, "--shard", f"{empty}/50", "--format", "json")
+    assert out.status == 0, out.stderr
+    assert out.json()["stats"]["repositories"]["repositories"] == 0
+    assert "this shard took none of the repositories" in out.stderr
+
+
 def test_report_formats(org: Org, tmp_path: Path) -> None:
     state = str(tmp_path / "s.db")
     assert run_cli(*_scan_args(org, state)).status == 1
