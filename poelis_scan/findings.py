@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .detect.grammar import API_RULE_ID, LEGACY_RULE_ID, Confidence, redact, secret_sha256
-from .detect.redaction import clean_external, redact_text
+from .detect.redaction import clean_external, redact_name, redact_text
 from .stats import Stats
 
 if TYPE_CHECKING:
@@ -216,6 +216,15 @@ class Finding:
     # Other plausible keys in the same bytes (see ``Match.alternatives``): verification tries
     # them when ``secret`` is not live. Never shown, never in a report.
     alternatives: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        # A file or member name may itself hold a key (``leak-poelis_api_….env``): names are
+        # redacted as the finding is made, so no report, state row or log line carries one.
+        location = self.location
+        location.path = redact_name(location.path)
+        if location.member is not None:
+            location.member = redact_name(location.member)
+        self.display_path = redact_name(self.display_path)
 
     @property
     def git(self) -> GitOrigin | None:

@@ -431,3 +431,26 @@ def test_pre_receive_ignores_what_the_push_brings_and_escapes_names(tmp_path: Pa
     assert "push rejected" in rejected.stderr and "untrusted" in rejected.stderr
     assert "x\\x1b]0;pwned\\x07.py:1:6" in rejected.stderr and "\x1b]" not in rejected.stderr
     assert key not in rejected.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif", "gitlab", "html"])
+def test_a_key_in_a_file_or_member_name_never_leaves(tmp_path: Path, fmt: str) -> None:
+    """A name is scanned content too: a key written into a file name or an archive member's
+    name is shown redacted in every format (the key inside the file is what is reported)."""
+    import io
+    import zipfile
+
+    named, inside, member_key = make_key(), make_key(), make_key()
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / f"leak-{named}.env").write_text(f"K={inside}\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"conf/{member_key}.env", f"K={inside}\n")
+    (tree / "bundle.zip").write_bytes(buffer.getvalue())
+    out = run_cli("scan", str(tree), "--format", fmt, "-o", str(tmp_path / "report"))
+    assert out.status == 1, out.stderr
+    report = (tmp_path / "report").read_text()
+    for key in (named, member_key):
+        assert key not in report and key not in out.stderr
+        assert key[:15] in report  # the redacted form names the place

@@ -41,6 +41,19 @@ def redact_text(text: str) -> str:
     return _TOKEN.sub(_hide, text)
 
 
+# In names (files, archive members), only a token as long as a key's shortest plausible body:
+# "poelis_api_settings.py" stays readable, "leak-poelis_api_<43 characters>.env" does not.
+_NAME_TOKEN = re.compile(rf"poelis_(?:api|live)_[A-Za-z0-9_-]{{{MIN_BODY},}}")
+
+
+def redact_name(name: str) -> str:
+    """A file or member name with every key-long token in it redacted: a name is scanned
+    content too, and reports, the state and logs must never carry a key through it."""
+    if "poelis_" not in name:
+        return name
+    return _NAME_TOKEN.sub(_hide, name)
+
+
 def _visible(char: str) -> bool:
     # Cc: C0/C1 controls (terminal escapes, CR/LF); Cf: format characters such as the
     # bidirectional overrides that make text read differently from what it holds.
