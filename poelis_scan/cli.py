@@ -238,8 +238,7 @@ def git(repositories: tuple[str, ...], since_commit: str | None, commit_range: s
 
     Exit status: 0 nothing reported, 1 findings reported, 2 error.
     """
-    from .org import OrgRequest
-    from .run import git_command, org_command, org_wanted
+    from .run import OrgRequest, git_command, org_command, org_wanted
 
     mode = _git_mode(since_commit, commit_range, staged)
     org = OrgRequest(**{name: options.pop(name) for name in _ORG_OPTIONS})

@@ -36,25 +36,6 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class OrgRequest:
-    """The ``git`` command's organization options, as parsed (``run.org_command`` resolves
-    them: the shard, the list file, the state)."""
-
-    repos_from: str | None = None
-    shard: str | None = None  # "K/N"; None: $POELIS_SCAN_SHARD, else everything
-    cache_dir: str | None = None
-    cleanup: bool = False
-    state: str | None = None
-    new_only: bool = False
-
-    @property
-    def wanted(self) -> bool:
-        """Whether any option asks for the organization path."""
-        return bool(self.repos_from or self.shard or self.cache_dir or self.cleanup
-                    or self.state or self.new_only)
-
-
-@dataclass(frozen=True, slots=True)
 class ScanOptions:
     """What every repository's scan is run with (the command's options)."""
 

@@ -18,7 +18,6 @@ from .stats import Stats
 
 if TYPE_CHECKING:
     from .config import Config
-    from .org import OrgRequest
     from .report import Report, ReportContext
     from .sources.git.plumbing import Repository
     from .sources.git.ranges import Mode
@@ -56,6 +55,25 @@ class Request:
     access_check: bool = True  # after a live verdict, count what the key opens
     strict: bool = False  # any input skipped for an error fails the run (after the report)
     untrusted: bool = False  # the scanned content may be hostile: see triage/trust.py
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRequest:
+    """The ``git`` command's organization options, as parsed (``run.org_command`` resolves
+    them: the shard, the list file, the state)."""
+
+    repos_from: str | None = None
+    shard: str | None = None  # "K/N"; None: $POELIS_SCAN_SHARD, else everything
+    cache_dir: str | None = None
+    cleanup: bool = False
+    state: str | None = None
+    new_only: bool = False
+
+    @property
+    def wanted(self) -> bool:
+        """Whether any option asks for the organization path."""
+        return bool(self.repos_from or self.shard or self.cache_dir or self.cleanup
+                    or self.state or self.new_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,11 +408,15 @@ def org_wanted(repositories: Iterable[str], org: OrgRequest) -> bool:
     ``$POELIS_SCAN_SHARD`` with several repositories (alone it shards only lists, so that a
     ``git --staged`` hook in a sharded job stays a hook)."""
     from .shard import SHARD_ENV
-    from .sources.remote import is_url
 
     names = list(repositories)
-    return (org.wanted or any(is_url(r) for r in names)
-            or bool(os.environ.get(SHARD_ENV) and len(names) > 1))
+    if org.wanted or (os.environ.get(SHARD_ENV) and len(names) > 1):
+        return True
+    if not names:  # the hooks' case: no module for URLs needed
+        return False
+    from .sources.remote import is_url
+
+    return any(is_url(r) for r in names)
 
 
 def org_command(repositories: Iterable[str], request: Request, org: OrgRequest) -> int:

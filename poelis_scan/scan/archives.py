@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ..settings import DEFAULT, Limits, ScanSettings
+from .magic import HEAD_SIZE, container_kind
 from .stream import (
     LocatedMatch,
     ReadInto,
@@ -38,24 +39,9 @@ from .stream import (
 if TYPE_CHECKING:
     from .zipfmt import Entry
 
-HEAD_SIZE = 512  # enough to recognise every format below (tar's magic sits at offset 257)
 SPOOL_IN_MEMORY = 8 << 20
 
 
-def container_kind(head: bytes | bytearray | memoryview) -> str | None:
-    """The archive or compression format that ``head`` (a file's first bytes) starts, if any."""
-    start = bytes(head[:8])
-    if start.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
-    if start.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if start.startswith(b"BZh") and start[3:4].isdigit():
-        return "bzip2"
-    if start.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if bytes(head[257:262]) == b"ustar":
-        return "tar"
-    return None
 
 
 class _Source(Protocol):

@@ -15,7 +15,7 @@ import os
 from dataclasses import replace
 
 from ..settings import DEFAULT, ScanSettings
-from .archives import HEAD_SIZE, container_kind, scan_container, scan_spooled_stream
+from .magic import HEAD_SIZE, container_kind
 from .stream import (
     CHUNK_SIZE,
     ReadInto,
@@ -64,6 +64,8 @@ def scan_fd(fd: int, name: str = "", settings: ScanSettings = DEFAULT) -> Stream
         return raw
     with os.fdopen(fd, "rb", closefd=False) as stream:
         stream.seek(0)
+        from .archives import scan_container
+
         result = scan_container(stream, kind, name, settings, raw.matches)
     result.size = raw.size
     return result
@@ -81,6 +83,8 @@ def scan_buffer(data: bytes, name: str = "", settings: ScanSettings = DEFAULT,
     raw = locate(data, matches) if matches else []
     if kind is None:
         return StreamResult(raw, len(data), hidden=hidden)
+    from .archives import scan_container
+
     result = scan_container(io.BytesIO(data), kind, name, settings, raw)
     result.size = len(data)
     return result
@@ -93,5 +97,7 @@ def scan_pipe(readinto: ReadInto, name: str = "", settings: ScanSettings = DEFAU
     head = read_head(readinto, HEAD_SIZE)
     kind = container_kind(head) if archives else None
     if kind is not None:  # `cat release.tar.gz | poelis-scan scan -`
+        from .archives import scan_spooled_stream
+
         return scan_spooled_stream(readinto, head, kind, name, settings)
     return scan_stream(prefixed(head, readinto), settings=settings)

@@ -37,7 +37,7 @@ from ..detect.engines import searcher
 from ..detect.matches import find_matches
 from ..findings import Finding
 from ..paths import Excluder, find_repository_root, printable_path
-from ..scan.archives import HEAD_SIZE, container_kind
+from ..scan.magic import HEAD_SIZE, container_kind
 from ..scan.readers import scan_fd, scan_pipe
 from ..scan.stream import StreamResult, give_back, locate, take_buffer
 from ..settings import ScanSettings
