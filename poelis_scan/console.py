@@ -48,9 +48,10 @@ def echo(line: str) -> None:
 
 def warn(message: str) -> None:
     # On a terminal, first erase a progress line that may be showing (our own sequence; the
-    # message itself is escaped, so a name cannot erase or hide anything).
+    # message itself is escaped, so a name cannot erase or hide anything, and redacted, since
+    # warnings quote file and member names, which may hold a key).
     erase = "\r\033[K" if _is_terminal(sys.stderr) else ""
-    _write(f"{erase}{PROGRAM}: warning: {printable(message)}")
+    _write(f"{erase}{PROGRAM}: warning: {printable(redact_text(message))}")
 
 
 def error(message: str) -> None:

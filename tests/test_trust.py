@@ -454,3 +454,14 @@ def test_a_key_in_a_file_or_member_name_never_leaves(tmp_path: Path, fmt: str) -
     for key in (named, member_key):
         assert key not in report and key not in out.stderr
         assert key[:15] in report  # the redacted form names the place
+
+
+def test_warnings_never_quote_a_key_held_in_a_name(tmp_path: Path) -> None:
+    """A damaged archive is named in a warning; its name may hold a key."""
+    named, inside = make_key(), make_key()
+    (tmp_path / f"leak-{named}.zip").write_bytes(b"PK\x03\x04" + b"\xff" * 40
+                                                 + f"\nK={inside}\n".encode())
+    out = run_cli("scan", str(tmp_path))
+    assert out.status == 1, out.stderr
+    assert "warning" in out.stderr and named[:15] in out.stderr
+    assert named not in out.stderr and named not in out.stdout
