@@ -22,6 +22,11 @@ _PREFIX_LEN = len("poelis_api_")
 _PLAINNESS = {"plain": 0, "utf-16le": 1, "utf-16be": 1, "hex": 2, "base64": 3, "base64url": 3}
 
 
+def plainness(encoding: str) -> int:
+    """Rank of an encoding when one key is seen several ways: lower is plainer, kept first."""
+    return _PLAINNESS.get(encoding, 9)
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """One key found in a byte string: ``data[start:end]`` holds it, as ``encoding`` says."""

@@ -14,13 +14,13 @@ import io
 import os
 from dataclasses import replace
 
+from ..detect.matches import find_matches
 from ..settings import DEFAULT, ScanSettings
 from .magic import HEAD_SIZE, container_kind
 from .stream import (
     CHUNK_SIZE,
     ReadInto,
     StreamResult,
-    find_window,
     give_back,
     locate,
     prefixed,
@@ -48,7 +48,7 @@ def scan_fd(fd: int, name: str = "", settings: ScanSettings = DEFAULT) -> Stream
         # is one finding, and counted once).
         raw_settings = settings if kind is None else replace(settings, hidden_below=0)
         if filled < CHUNK_SIZE:
-            matches, hidden = visible(find_window(buf, 0, filled, filled, settings),
+            matches, hidden = visible(find_matches(buf, 0, filled, filled, settings),
                                       raw_settings)
             raw = StreamResult(locate(buf, matches) if matches else [], filled, hidden=hidden)
         else:
@@ -76,7 +76,7 @@ def scan_buffer(data: bytes, name: str = "", settings: ScanSettings = DEFAULT,
     """Scan bytes already in memory (a git object). ``archives=False`` for content that is
     never an archive even if it starts like one (a commit message)."""
     kind = container_kind(data[:HEAD_SIZE]) if archives else None
-    matches = find_window(data, 0, len(data), len(data), settings)
+    matches = find_matches(data, 0, len(data), len(data), settings)
     hidden = 0
     if kind is None:
         matches, hidden = visible(matches, settings)

@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ..detect.matches import LOOKAHEAD, LOOKBEHIND, Match, find_matches
+from ..detect.matches import LOOKAHEAD, LOOKBEHIND, Match, find_matches, plainness
 from ..settings import DEFAULT, ScanSettings
 from . import meter
 from .allow import allowed_in_comment
+from .newlines import count_newlines
 
 # One read. Large enough that per-read overhead vanishes, small enough that memory stays
 # bounded whatever the file size: a stream is scanned through one buffer of this size.
@@ -44,26 +45,38 @@ _UTF8_CONTINUATION = bytes(range(0x80, 0xC0))
 
 
 @dataclass(slots=True)
-class _LineState:
-    """Where lines stand at stream offset ``offset``: the line number, the offset just after
-    the last newline, and the UTF-8 characters between that and ``offset``."""
+class LineState:
+    """Where lines stand at stream offset ``offset``: its line number, the stream offset of
+    the last newline before it (-1: none yet), and the UTF-8 characters between the two.
+
+    A state counted from the start of a piece of the stream (as if the piece were a stream of
+    its own) is completed by the state where the piece begins: ``then``. That is what lets
+    workers count the lines of a file's ranges at the same time.
+    """
 
     offset: int = 0
     line: int = 1
-    line_start: int = 0
+    newline: int = -1
     chars: int = 0
 
-    def advance(self, data: bytes | bytearray, length: int) -> None:
-        """Move the state over ``data[:length]``, the bytes that follow ``offset``."""
-        newlines = data.count(b"\n", 0, length)
+    def advance(self, data: bytes | bytearray, start: int, stop: int) -> None:
+        """Move the state over ``data[start:stop]``, the bytes that follow ``offset``."""
+        newlines = count_newlines(data, start, stop)
         if newlines:
-            last = data.rfind(b"\n", 0, length)
+            last = data.rfind(b"\n", start, stop)
             self.line += newlines
-            self.line_start = self.offset + last + 1
-            self.chars = _char_count(memoryview(data)[last + 1 : length])
+            self.newline = self.offset + last - start
+            self.chars = _char_count(memoryview(data)[last + 1 : stop])
         else:
-            self.chars += _char_count(memoryview(data)[:length])
-        self.offset += length
+            self.chars += _char_count(memoryview(data)[start:stop])
+        self.offset += stop - start
+
+    def then(self, later: LineState) -> LineState:
+        """The state at ``later.offset``, given ``later`` was counted from ``self.offset`` on
+        (line 1, no newline) and ``self`` is the state there."""
+        if later.newline == -1:
+            return LineState(later.offset, self.line, self.newline, self.chars + later.chars)
+        return LineState(later.offset, self.line + later.line - 1, later.newline, later.chars)
 
 
 def _char_count(data: bytes | bytearray | memoryview) -> int:
@@ -76,111 +89,108 @@ def _char_count(data: bytes | bytearray | memoryview) -> int:
 
 def locate(data: bytes | bytearray, matches: list[Match]) -> list[LocatedMatch]:
     """Give matches found in one in-memory buffer (from its first byte) a line and column."""
-    return list(_locate_all(data, matches, 0, _LineState()))
+    return list(locate_in(data, matches, 0, LineState(), starts_with_bom(data)))
 
 
 _BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def _locate_all(buf: bytes | bytearray, matches: list[Match], base: int, state: _LineState
-                ) -> Iterator[LocatedMatch]:
-    """Positions of ``matches`` (offsets relative to ``buf``, in order) given the line state at
-    ``buf[0]``. Lines and characters are counted from one match to the next, never again from
-    the window's start: 500,000 keys in a file cost 500,000 short counts, not a quadratic."""
-    prev, line, newline, chars = 0, state.line, -1, state.chars
+def starts_with_bom(head: bytes | bytearray) -> bool:
+    """Whether a stream starting with ``head`` starts with a UTF-16 byte order mark (the first
+    line's UTF-16 columns are then counted after it)."""
+    return bytes(head[:2]) in _BOMS
+
+
+def locate_in(buf: bytes | bytearray, matches: list[Match], base: int, state: LineState,
+              bom: bool, valid: int | None = None) -> Iterator[LocatedMatch]:
+    """Positions of ``matches`` (offsets relative to ``buf``, whose first byte is at stream
+    offset ``base``; in order, none before ``state.offset``) given the line state at
+    ``state.offset``. Lines and characters are counted from one match to the next, never
+    again from the window's start: 500,000 keys in a file cost 500,000 short counts, not a
+    quadratic."""
+    origin = state.offset - base
+    valid = len(buf) if valid is None else valid
+    at = LineState(state.offset, state.line, state.newline, state.chars)
+    prev = origin
     for match in matches:
         pos = match.start
         if pos < prev:  # out of order: count again from the start
-            prev, line, newline, chars = 0, state.line, -1, state.chars
-        newlines = buf.count(b"\n", prev, pos)
-        if newlines:
-            line += newlines
-            newline = buf.rfind(b"\n", prev, pos)
-            chars = _char_count(memoryview(buf)[newline + 1 : pos])
-        else:
-            chars += _char_count(memoryview(buf)[prev:pos])
+            at = LineState(state.offset, state.line, state.newline, state.chars)
+            prev = origin
+        at.advance(buf, prev, pos)
         prev = pos
-        yield _locate_at(buf, match, base, state, line, newline, chars)
+        yield located(match.shifted(base), at, bom, _allowed_inline(buf, pos, match.end, valid))
 
 
-def _locate_at(buf: bytes | bytearray, match: Match, base: int, state: _LineState, line: int,
-               newline: int, chars: int) -> LocatedMatch:
-    """Position of ``match``: ``line`` is its line, ``newline`` the last newline before it in
-    ``buf`` (-1: none), ``chars`` the characters between its line's start and it.
+def located(match: Match, at: LineState, bom: bool, inline_allow: bool) -> LocatedMatch:
+    """``match`` (stream offsets) with its line and column, ``at`` being the state at its start.
 
     Columns count characters: UTF-8 characters for text, UTF-16 code units for a key found in
-    UTF-16 (whose newline is ``\n\0`` or ``\0\n``, one ``\n`` byte either way).
+    UTF-16 (whose newline is ``\n\0`` or ``\0\n``, one ``\n`` byte either way; its line starts
+    after both bytes).
     """
     pos = match.start
     if match.encoding.startswith("utf-16"):
-        if newline != -1:
-            line_start = newline + 1 + (match.encoding == "utf-16le")
-        elif base == 0 and state.line_start == 0 and bytes(buf[:2]) in _BOMS:
-            line_start = 2
+        if at.newline != -1:
+            line_start = at.newline + 1 + (match.encoding == "utf-16le")
         else:
-            line_start = state.line_start - base
+            line_start = 2 if bom else 0
         column = (pos - line_start) // 2 + 1
     else:
-        column = chars + 1
-    return LocatedMatch(match.shifted(base), base + pos, line, column,
-                        inline_allow=_allowed_inline(buf, pos, match.end))
+        column = at.chars + 1
+    return LocatedMatch(match, pos, at.line, column, inline_allow=inline_allow)
 
 
-_LINE_LIMIT = 4096
+def join(kept: list[LocatedMatch], new: list[LocatedMatch]) -> None:
+    """Append ``new`` (matches judged after those in ``kept``) to ``kept``, keeping one key seen
+    twice across the boundary once, as ``find_matches`` does within one buffer: the plainest
+    sighting, else the first.
 
-
-def _allowed_inline(buf: bytes | bytearray, start: int, end: int) -> bool:
-    """Whether the key's line, or the line before it, carries an allow marker in a comment
-    (``scan/allow.py``: a marker in a string literal or a longer word does not count)."""
-    line_start = buf.rfind(b"\n", max(start - _LINE_LIMIT, 0), start) + 1
-    previous_start = buf.rfind(b"\n", max(line_start - 1 - _LINE_LIMIT, 0), max(line_start - 1, 0))
-    first = previous_start + 1 if line_start > 0 else line_start
-    line_end = buf.find(b"\n", end, end + _LINE_LIMIT)
-    last = line_end if line_end != -1 else min(len(buf), end + _LINE_LIMIT)
-    lines = bytes(buf[first:last]).split(b"\n")
-    return any(allowed_in_comment(line) for line in lines[-2:])
-
-
-_PLAIN_PREFIX = b"poelis_api_"
-_DENSE = 64  # plain prefixes in a window above which it is searched in pieces
-_PLAINNESS = {"plain": 0, "utf-16le": 1, "utf-16be": 1, "hex": 2, "base64": 3, "base64url": 3}
-
-
-def find_window(buf: bytes | bytearray, start: int, stop: int, end: int,
-                settings: ScanSettings = DEFAULT) -> list[Match]:
-    """``find_matches`` over ``buf[start:stop]``, in pieces when candidates are dense.
-
-    The detector's cost per call grows faster than its matches (it compares each with those
-    of the same secret before it): a window of 18,000 copies of one key took minutes. A cheap
-    count of the plain prefix (``bytes.count`` runs at memory speed) says when to cut the
-    window into pieces of about 32 candidates; the pieces' matches are then merged as
-    ``find_matches`` would (a key found plainly and through a decoding at overlapping bytes is
-    kept once, plainest first), comparing each only with the last kept of its secret.
+    Two windows (or two spans) meet between two needles of one key read two ways (UTF-16 text
+    read one byte early is UTF-16BE of the same key; a plain key inside base64-looking text):
+    each side judges its own needle, and without this both would be reported.
     """
-    dense = buf.count(_PLAIN_PREFIX, start, stop)
-    if dense <= _DENSE:
-        return find_matches(buf, start, stop, end, settings)
-    piece = max(2048, (stop - start) * 32 // dense)
-    matches: list[Match] = []
-    for at in range(start, stop, piece):
-        matches += find_matches(buf, at, min(at + piece, stop), end, settings)
-    return _drop_repeats(matches)
+    if not kept or not new:
+        kept.extend(new)
+        return
+    horizon = new[0].match.start - LOOKAHEAD  # no match starting before this reaches a new one
+    tail = len(kept)
+    while tail and kept[tail - 1].match.start >= horizon:
+        tail -= 1
+    recent = range(tail, len(kept))
+    for lm in new:
+        for index in recent:
+            old = kept[index].match
+            if old.secret == lm.match.secret and lm.match.start < old.end:
+                if plainness(lm.match.encoding) < plainness(old.encoding):
+                    kept[index] = lm
+                break
+        else:
+            kept.append(lm)
 
 
-def _drop_repeats(matches: list[Match]) -> list[Match]:
-    """Overlapping sightings of one secret (from neighbouring pieces), the plainest kept."""
-    matches.sort(key=lambda m: m.start)
-    last: dict[str, int] = {}  # secret -> index in kept of its last kept match
-    kept: list[Match] = []
-    for match in matches:
-        index = last.get(match.secret)
-        if index is not None and match.start < kept[index].end:
-            if _PLAINNESS.get(match.encoding, 9) < _PLAINNESS.get(kept[index].encoding, 9):
-                kept[index] = match
-            continue
-        last[match.secret] = len(kept)
-        kept.append(match)
-    return kept
+_LINE_LIMIT = 4096  # how far from a key its line and the line before are read for a marker
+
+
+def _allowed_inline(buf: bytes | bytearray, start: int, end: int, valid: int) -> bool:
+    """Whether the key's line, or the line before it, carries an allow marker in a comment
+    (``scan/allow.py``: a marker in a string literal or a longer word does not count).
+
+    The lines are read at most ``_LINE_LIMIT`` bytes from the key either way (and before the
+    key's line start), never past ``valid`` (a reused window buffer holds stale bytes there):
+    the same bytes whichever window or span the key was judged in (``BEHIND``, ``AHEAD``).
+    """
+    floor = max(start - _LINE_LIMIT, 0)
+    newline = buf.rfind(b"\n", floor, start)
+    if newline == -1:
+        first = floor
+    else:
+        before = max(newline - _LINE_LIMIT, 0)
+        first = buf.rfind(b"\n", before, newline) + 1 or before
+    ceiling = min(valid, end + _LINE_LIMIT)
+    line_end = buf.find(b"\n", end, ceiling)
+    lines = bytes(buf[first : line_end if line_end != -1 else ceiling]).split(b"\n")
+    return any(allowed_in_comment(line) for line in lines[-2:])
 
 
 @dataclass(slots=True)
@@ -210,7 +220,13 @@ PRead = Callable[[int, int], bytes]  # (offset, size) -> bytes, like os.pread
 
 # Bytes carried from one window into the next: enough to judge a needle that starts just before
 # the window's decision limit, and the bytes before it that a decoder may look back at.
-CARRY = LOOKBEHIND + LOOKAHEAD
+# What a window keeps before the needles it judges and reads after them: what decoders look at
+# (``LOOKBEHIND``, ``LOOKAHEAD``) and the lines an allow marker may be on (``_allowed_inline``).
+# Even, like every window's start: the UTF-16 decoder reads the byte order off the parity of
+# an offset in the buffer.
+BEHIND = max(LOOKBEHIND, 2 * _LINE_LIMIT + 2)
+AHEAD = LOOKAHEAD + _LINE_LIMIT
+CARRY = BEHIND + AHEAD
 _buffers = threading.local()
 
 
@@ -282,13 +298,16 @@ def read_head(readinto: ReadInto, size: int) -> bytes:
     return bytes(head[:filled])
 
 
-def _catch_up(state: _LineState, target: int, pread: PRead) -> None:
+def _catch_up(state: LineState, target: int, pread: PRead) -> None:
     """Advance ``state`` to stream offset ``target`` by reading the skipped bytes again."""
     while state.offset < target:
-        piece = pread(state.offset, min(CHUNK_SIZE, target - state.offset))
+        piece = pread(state.offset, min(_CATCH_UP_PIECE, target - state.offset))
         if not piece:  # the file shrank under us: keep what we know rather than fail
             return
-        state.advance(piece, len(piece))
+        state.advance(piece, 0, len(piece))
+
+
+_CATCH_UP_PIECE = 8 << 20  # re-read in large pieces: one system call and one count each
 
 
 def scan_windows(
@@ -298,20 +317,37 @@ def scan_windows(
     """The window loop; ``buf[:filled]`` already holds the stream's first bytes."""
     mark = meter.mark()
     try:
-        return _scan_windows(readinto, pread, buf, view, filled, settings)
+        return window_loop(readinto, pread, buf, view, filled, settings)[0]
     finally:
         meter.rewind(mark)  # the stream's size now travels with its result
 
 
-def _scan_windows(
+def window_loop(
     readinto: ReadInto, pread: PRead | None, buf: bytearray, view: memoryview, filled: int,
-    settings: ScanSettings,
-) -> StreamResult:
+    settings: ScanSettings, origin: int = 0, first: int = 0, last: int | None = None,
+) -> tuple[StreamResult, LineState]:
+    """Every key that starts at stream offsets ``first`` to ``last`` (or the end).
+
+    ``buf[:filled]`` holds the stream from offset ``origin`` on, and ``readinto`` delivers
+    the rest. For a span of a file (``first > 0`` or ``last`` given; ``spans.py``) needles up to
+    ``LOOKBEHIND`` bytes either side are judged too, since a key may start that far before its
+    needle, and only keys whose first byte is inside the span are kept: each key belongs to
+    exactly one span. ``buf`` must then start ``BEHIND`` bytes before the first needle judged,
+    and ``readinto`` deliver ``LOOKBEHIND + AHEAD`` bytes past ``last``.
+
+    Lines are counted from ``first`` as if the stream began there; the state at the end
+    (``last`` or the end of the stream) is returned with the result, whose size is the bytes
+    the range covers.
+    """
+    spanned = first > 0 or last is not None
+    judge_to = None if last is None else last + LOOKBEHIND
     found: list[LocatedMatch] = []
     hidden = 0
-    base = 0  # stream offset of buf[0]
-    start = 0  # needles starting before buf[start] were judged in an earlier window
-    state = _LineState()  # known at state.offset, which is base unless pread defers it
+    base = origin  # stream offset of buf[0]
+    start = max(first - LOOKBEHIND, 0) if spanned else first  # first needle judged, in buf
+    start -= origin
+    state = LineState(offset=first)  # known at state.offset: >= base, < base unless deferred
+    bom = False
     size = len(buf)
     while True:
         eof = False
@@ -321,21 +357,33 @@ def _scan_windows(
                 eof = True
                 break
             filled += n
-        limit = filled if eof else filled - LOOKAHEAD
-        matches, below = visible(find_window(buf, start, limit, filled, settings), settings)
+        if first == 0 and base == 0:
+            bom = starts_with_bom(buf)
+        limit = filled if eof else filled - AHEAD
+        done = eof
+        if judge_to is not None and base + limit >= judge_to:
+            limit, done = judge_to - base, True
+        matches = find_matches(buf, start, limit, filled, settings)
+        if spanned:
+            matches = [m for m in matches
+                       if first <= base + m.start and (last is None or base + m.start < last)]
+        matches, below = visible(matches, settings)
         hidden += below
         if matches and state.offset < base:
             assert pread is not None
             _catch_up(state, base, pread)
-        found.extend(_locate_all(buf, matches, base, state))
-        if eof:
-            return StreamResult(found, base + filled, hidden=hidden)
-        # Slide: keep buf[limit - LOOKBEHIND : filled], what the next window may look back at.
-        drop = limit - LOOKBEHIND
-        if pread is None:
-            state.advance(buf, drop)
+        join(found, list(locate_in(buf, matches, base, state, bom, filled)))
+        if done:
+            end = base + limit if last is None else min(base + limit, last)
+            if pread is None:  # (deferred counting leaves the end state to whoever needs it)
+                state.advance(buf, state.offset - base, end - base)
+            return StreamResult(found, end - first, hidden=hidden), state
+        # Slide: keep buf[limit - BEHIND : filled], what the next window may look back at.
+        drop = limit - BEHIND
+        if pread is None and base + drop > state.offset:
+            state.advance(buf, state.offset - base, drop)
         view[: filled - drop] = view[drop:filled]
         meter.add(drop)
         base += drop
         filled -= drop
-        start = LOOKBEHIND
+        start = BEHIND

@@ -1,0 +1,143 @@
+"""One large file cut into spans scanned apart (``scan/spans.py``): the matches, lines and
+columns are exactly those of one pass, wherever the cuts fall."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from conftest import make_key
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from poelis_scan.detect.matches import find_matches
+from poelis_scan.scan import newlines
+from poelis_scan.scan.spans import SPAN_MIN, assemble, plan, scan_span
+from poelis_scan.scan.stream import CARRY, locate
+from poelis_scan.settings import DEFAULT
+
+Row = tuple[int, int, int, int, str, str, bool]
+
+
+def _rows(located: list) -> list[Row]:  # type: ignore[type-arg]
+    return [(lm.offset, lm.line, lm.column, lm.end_column, lm.match.encoding, lm.match.secret,
+             lm.inline_allow) for lm in located]
+
+
+def _one_pass(data: bytes) -> list[Row]:
+    return _rows(locate(data, find_matches(data)))
+
+
+def _by_spans(path: Path, cuts: list[int], chunk_size: int) -> list[Row]:
+    data_size = path.stat().st_size
+    bounds = sorted({c & ~1 for c in cuts if 0 < c & ~1 < data_size})
+    firsts = [0, *bounds]
+    lasts: list[int | None] = [*bounds, None]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        spans = [scan_span(fd, first, last, DEFAULT, chunk_size)
+                 for first, last in zip(firsts, lasts, strict=True)]
+    finally:
+        os.close(fd)
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return _rows(assemble(spans[::-1], head in (b"\xff\xfe", b"\xfe\xff")))
+
+
+def _written(key: str, form: str) -> bytes:
+    line = f"k={key}\n"
+    if form == "utf16le":
+        return line.encode("utf-16-le")
+    if form == "utf16be":
+        return line.encode("utf-16-be")
+    if form == "base64":
+        return base64.b64encode(line.encode()) + b"\n"
+    if form == "hex":
+        return line.encode().hex().encode() + b"\n"
+    if form == "allowed":
+        return f"k={key}  # poelis-scan: allow\n".encode()
+    return line.encode()
+
+
+_FORMS = ["plain", "utf16le", "utf16be", "base64", "hex", "allowed"]
+_filler = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"\n", b"\r\n", "é€😀".encode(), b"\n\x00", b"\xff\xfe", b"x" * 700]),
+)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pieces=st.lists(st.one_of(_filler, st.sampled_from(_FORMS)), max_size=14),
+    bom=st.sampled_from([b"", b"\xff\xfe", b"\xfe\xff"]),
+    cuts=st.lists(st.integers(1, 6000), max_size=6),
+    chunk_size=st.sampled_from([CARRY + 64, CARRY + 998, 1 << 20]),
+)
+def test_spans_agree_with_one_pass(tmp_path: Path, pieces: list[bytes | str], bom: bytes,
+                                   cuts: list[int], chunk_size: int) -> None:
+    data = bom + b"".join(_written(make_key(), p) if isinstance(p, str) else p for p in pieces)
+    path = tmp_path / "big.log"
+    path.write_bytes(data)
+    assert _by_spans(path, cuts, chunk_size) == _one_pass(data)
+
+
+@pytest.mark.parametrize("form", _FORMS)
+def test_a_key_on_every_offset_around_a_cut(tmp_path: Path, form: str) -> None:
+    """Cut at every (even) offset from before the key's line to after its end."""
+    written = _written(make_key(), form)
+    data = "ab\nçd ".encode() * 40 + written + b"tail\n" * 30
+    path = tmp_path / "cut.log"
+    path.write_bytes(data)
+    expected = _one_pass(data)
+    assert len(expected) == 1
+    at = data.index(written)
+    for cut in range(at - 8, at + len(written) + 8):
+        assert _by_spans(path, [cut], CARRY + 64) == expected, f"cut at {cut}"
+
+
+def test_a_line_that_spans_many_spans_keeps_its_columns(tmp_path: Path) -> None:
+    key = make_key()
+    data = b"a\n" + "é".encode() * 9000 + f" {key} ".encode() + b"z" * 500
+    path = tmp_path / "one-line.log"
+    path.write_bytes(data)
+    ((_, line, column, *_),) = _by_spans(path, list(range(1000, 18000, 997)), CARRY + 4096)
+    assert (line, column) == (2, 9002)
+
+
+def test_spans_that_do_not_meet_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        first, third = scan_span(fd, 0, 10, DEFAULT), scan_span(fd, 20, None, DEFAULT)
+    finally:
+        os.close(fd)
+    with pytest.raises(ValueError, match="do not meet"):
+        assemble([first, third], bom=False)
+
+
+def test_plan_covers_the_file_once() -> None:
+    assert plan(10 * SPAN_MIN, 1) == []
+    assert plan(2 * SPAN_MIN - 1, 8) == []
+    for size in (2 * SPAN_MIN, 7 * SPAN_MIN + 3, 1000 * SPAN_MIN):
+        spans = plan(size, 2)
+        assert spans[0][0] == 0 and spans[-1][1] is None
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        assert all(last - first >= SPAN_MIN for first, last in spans if last is not None)
+        assert 2 <= len(spans) <= 8
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=20000), start=st.integers(0, 20000), stop=st.integers(0, 20000))
+def test_numpy_counts_newlines_as_bytes_count_does(data: bytes, start: int, stop: int) -> None:
+    counter = newlines.numpy_counter()
+    assert counter is not None  # NumPy is a dependency: present wherever the tests run
+    start, stop = min(start, len(data)), min(max(start, stop), len(data))
+    expected = data.count(b"\n", start, stop)
+    assert counter(data, start, stop) == expected
+    assert counter(bytearray(data), start, stop) == expected
+    assert newlines.plain_count(data, start, stop) == expected
