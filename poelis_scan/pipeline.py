@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 from .detect.grammar import Confidence
 from .findings import Finding, ScanResult, report_order
 from .scan.parallel import Executor, run_batches
+from .scan.spans import SPLIT_FROM
 from .settings import ScanSettings
 from .stats import Batch, GitCounts, ImageCounts, Skip, Stats
 
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SERIAL_BELOW = 48  # fewer files than this are not worth starting workers for
+SERIAL_BELOW = 48  # fewer files than this are not worth starting workers for (unless they
+# hold a file large enough to be cut into spans for all workers: scan/spans.py)
 LIGHT_SCAN_BYTES = 8 << 20  # below this, bytes.find beats importing Hyperscan
 SERIAL_BELOW_OBJECTS = 200  # git objects, likewise
 
@@ -176,27 +178,34 @@ def scan_paths(
     peeked_warnings: list[Skip] = []
     head = list(itertools.islice(
         files.walk(roots, excluder, peeked.append, peeked_warnings.append), SERIAL_BELOW))
-    if len(head) < SERIAL_BELOW:  # the whole scan: a few files, read in this process
+    few = len(head) < SERIAL_BELOW
+    size = files.total_size(head) if few else 0
+    jobs = jobs or default_jobs()
+    if few and (size < SPLIT_FROM or jobs == 1):  # the whole scan, read in this process
         for skip in peeked:
             _skipped(stats, listeners, skip)
         for note in peeked_warnings:
             _warned(stats, listeners, note)
-        if files.total_size(head) < LIGHT_SCAN_BYTES:
+        if size < LIGHT_SCAN_BYTES:
             settings = replace(settings, engine="find")
         items: list[files.WorkItem] = [list(head[i : i + files.BATCH_FILES])
                                        for i in range(0, len(head), files.BATCH_FILES)]
         jobs = 1
-    else:  # workers walk their own share of the tree
+    else:  # workers walk their own share of the tree, and share the spans of large files
         items = files.work_items(roots)
-        jobs = jobs or default_jobs()
         from .detect.engines import searcher
 
         searcher(settings)  # import and compile once, here: forked workers inherit both
-    work = partial(files.scan_work, settings=settings, excluder=excluder)
+        if size >= SPLIT_FROM:  # a large file named: its lines will be counted in spans
+            from .scan import newlines
+
+            newlines.prepare()
+    large = files.LargeFiles(jobs)
+    work = partial(files.scan_work, settings=settings, excluder=excluder, jobs=jobs)
     ticker = None if on_progress is None else _Ticker(stats, on_progress)
     with ticker or contextlib.nullcontext():
-        results = run_batches(work, items, jobs, executor, more=files.more_items, tick=ticker)
-        found += _collect(stats, (batch for batch, _ in results), listeners, ticker=ticker)
+        results = run_batches(work, items, jobs, executor, more=large.more, tick=ticker)
+        found += _collect(stats, large.batches(results), listeners, ticker=ticker)
     return _result(found, stats, min_confidence, started)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,10 @@ from conftest import make_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from poelis_scan import scan_paths
 from poelis_scan.detect.matches import find_matches
 from poelis_scan.scan import newlines
-from poelis_scan.scan.spans import SPAN_MIN, assemble, plan, scan_span
+from poelis_scan.scan.spans import SPAN_MIN, SPLIT_FROM, assemble, plan, scan_span
 from poelis_scan.scan.stream import CARRY, locate
 from poelis_scan.settings import DEFAULT
 
@@ -141,3 +143,59 @@ def test_numpy_counts_newlines_as_bytes_count_does(data: bytes, start: int, stop
     assert counter(data, start, stop) == expected
     assert counter(bytearray(data), start, stop) == expected
     assert newlines.plain_count(data, start, stop) == expected
+
+
+def _findings(path: Path, **options: object) -> list[tuple[str, int, int, str, str, str | None]]:
+    result = scan_paths([str(path)], min_confidence="low", **options)  # type: ignore[arg-type]
+    return sorted((f.location.path, f.location.line, f.location.column, f.encoding, f.secret,
+                   f.location.member) for f in result.findings)
+
+
+def _large_log(path: Path, keys: list[str]) -> int:
+    """A log just over the size that is cut into spans, with a key in every encoding written
+    across the middle cut (where two workers' spans meet) and near both ends."""
+    size = SPLIT_FROM + (1 << 20)
+    middle = size // 2 & ~1
+    line = "2026-11-28T06:00:00Z INFO request served in 3 ms — ok\n".encode()
+    filler = line * (size // len(line) + 1)
+    forms = [_written(k, form) for k, form in zip(keys, _FORMS, strict=False)]
+    with open(path, "wb") as out:
+        out.write(forms[0])
+        written = len(forms[0])
+        for form in forms[1:]:  # each form straddles the cut a little further along
+            at = middle - len(form) // 2 - written + 7 * len(form)
+            out.write(filler[: max(at, 0)])
+            out.write(form)
+            written += max(at, 0) + len(form)
+        out.write(filler[: size - written])
+        out.write(forms[0])
+    return middle
+
+
+def test_a_large_file_gives_the_same_findings_cut_or_whole(tmp_path: Path) -> None:
+    keys = [make_key() for _ in _FORMS]
+    path = tmp_path / "app.log"
+    _large_log(path, keys)
+    assert plan(path.stat().st_size, 2), "the file must be large enough to be cut"
+    whole = _findings(path, jobs=1)
+    assert {row[4] for row in whole} == set(keys)
+    assert _findings(path, jobs=2) == whole
+    assert _findings(path, jobs=2, executor="thread") == whole
+    # Met while walking a tree, with small files around it: the same.
+    (tmp_path / "small.env").write_text(f"K={keys[0]}\n")
+    tree = _findings(tmp_path, jobs=2)
+    assert [row for row in tree if row[0] == "app.log"] == [
+        ("app.log", *row[1:]) for row in whole]
+
+
+def test_a_large_archive_is_read_whole_not_cut(tmp_path: Path) -> None:
+    """A container must be opened in one pass: its member findings come from that pass."""
+    key = make_key()
+    path = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as bundle:
+        bundle.writestr("pad.bin", os.urandom(SPLIT_FROM))
+        bundle.writestr("conf/app.env", f"K={key}\n")
+    assert plan(path.stat().st_size, 2)
+    cut = _findings(path, jobs=2)
+    assert cut == _findings(path, jobs=1)
+    assert ("conf/app.env", key) in {(row[5], row[4]) for row in cut}

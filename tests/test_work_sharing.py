@@ -129,13 +129,15 @@ def _one_by_one(root: Path) -> list[Row]:
 def _work_rows(root: Path, budget: int) -> list[Row]:
     """``scan_work`` over the whole tree, items handed back and taken up as the parent does."""
     queue = files.work_items([str(root)])
+    large = files.LargeFiles(jobs=1)
     rows: list[Row] = []
     while queue:
-        batch, left = files.scan_work(queue.pop(), DEFAULT, Excluder(()), budget)
-        queue.extend(files.more_items((batch, left)))
-        rows.extend((f.location.path, f.location.line, f.location.column,
-                     f.location.end_column, f.location.member, f.encoding, f.secret)
-                     for f in batch.found)
+        done = files.scan_work(queue.pop(), DEFAULT, Excluder(()), budget=budget)
+        queue.extend(large.more(done))
+        for batch in large.batches([done]):
+            rows.extend((f.location.path, f.location.line, f.location.column,
+                         f.location.end_column, f.location.member, f.encoding, f.secret)
+                         for f in batch.found)
     return sorted(rows)
 
 

@@ -57,4 +57,13 @@ class _Lazy:
         return data.count(b"\n", start, stop)
 
 
-count_newlines: Counter = _Lazy()
+_lazy = _Lazy()
+count_newlines: Counter = _lazy
+
+
+def prepare() -> None:
+    """Import NumPy now (before forking workers that will count a large file's lines), so
+    that each worker does not pay for the import."""
+    if _lazy.fast is None and _lazy.counted >= 0:
+        _lazy.counted = -(1 << 62)
+        _lazy.fast = numpy_counter()

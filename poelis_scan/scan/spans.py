@@ -35,6 +35,7 @@ from .stream import (
 )
 
 SPAN_MIN = 32 << 20  # no span is smaller: a span costs a task, a window buffer and a seek
+SPLIT_FROM = 2 * SPAN_MIN  # files this large are cut (when there are several workers)
 SPANS_PER_JOB = 4  # several spans a worker: one slow span (a key flood) does not hold the rest
 
 
@@ -42,7 +43,7 @@ def plan(size: int, jobs: int) -> list[tuple[int, int | None]]:
     """The spans ``[first, last)`` of a file of ``size`` bytes for ``jobs`` workers, or ``[]``
     when it is not worth cutting (one worker, or too small). The last span runs to the end of
     the file, whatever its size is by then (a log still being written is read to its end)."""
-    if jobs < 2 or size < 2 * SPAN_MIN:
+    if jobs < 2 or size < SPLIT_FROM:
         return []
     count = max(2, min(size // SPAN_MIN, jobs * SPANS_PER_JOB))
     cuts = [size * i // count & ~1 for i in range(count)]  # even: see scan_span

@@ -37,9 +37,10 @@ from ..detect.engines import searcher
 from ..detect.matches import find_matches
 from ..findings import Finding
 from ..paths import Excluder, find_repository_root, printable_path
+from ..scan import spans
 from ..scan.magic import HEAD_SIZE, container_kind
 from ..scan.readers import scan_fd, scan_pipe
-from ..scan.stream import StreamResult, give_back, locate, take_buffer
+from ..scan.stream import StreamResult, give_back, locate, starts_with_bom, take_buffer
 from ..settings import ScanSettings
 from ..stats import Batch, Skip
 
@@ -272,7 +273,48 @@ def stdin_task() -> FileTask:
 
 # A directory still to walk: (its path, its path below the root, root as shown, report root).
 DirTask = tuple[str, str, str, str]
-WorkItem = list["FileTask | DirTask"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanTask:
+    """One span of a large file (``scan/spans.py``), handed out as work on its own."""
+
+    file: int  # which large file: the parent's number for it
+    path: str
+    first: int
+    last: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LargeFile:
+    """A file a worker met that is large enough to be cut into spans for all workers."""
+
+    task: FileTask
+    size: int
+    bom: bool  # starts with a UTF-16 byte order mark
+
+
+@dataclass(slots=True)
+class SpanDone:
+    """What a worker made of one span: its result, or why it could not be read."""
+
+    file: int
+    result: spans.SpanResult | None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class WorkDone:
+    """A worker's answer to one item: what it found, the directories it did not walk, the
+    large files it left for spans, and the spans it scanned."""
+
+    batch: Batch[Finding]
+    dirs: list[DirTask]
+    large: list[LargeFile]
+    spans: list[SpanDone]
+
+
+WorkItem = list["FileTask | DirTask | SpanTask"]
 
 FILES_PER_ITEM = 256  # files a worker reads before handing unwalked directories back
 DIRS_PER_ITEM = 4  # directories handed back go out in groups of this many
@@ -299,21 +341,81 @@ def work_items(roots: list[str]) -> list[WorkItem]:
     return items
 
 
-def more_items(result: tuple[Batch[Finding], list[DirTask]]) -> list[WorkItem]:
-    """The directories a worker handed back, as new items (``run_batches``' ``more``)."""
-    left = result[1]
-    return [list(left[i : i + DIRS_PER_ITEM]) for i in range(0, len(left), DIRS_PER_ITEM)]
+class LargeFiles:
+    """The parent's side of a scan's large files: each is cut into spans that go out as work
+    of their own (``more``), and once all of a file's spans are back, its findings are made
+    with the positions of one pass over it (``batches``)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.pending: dict[int, tuple[LargeFile, int, list[SpanDone]]] = {}
+        self.numbers = itertools.count()
+
+    def more(self, done: WorkDone) -> list[WorkItem]:
+        """New items a worker's answer asks for (``run_batches``' ``more``): the directories
+        it did not walk, and a span item for each span of each large file it left."""
+        left = done.dirs
+        items: list[WorkItem] = [list(left[i : i + DIRS_PER_ITEM])
+                                 for i in range(0, len(left), DIRS_PER_ITEM)]
+        for large in done.large:
+            number = next(self.numbers)
+            cuts = spans.plan(large.size, self.jobs)
+            self.pending[number] = (large, len(cuts), [])
+            items.extend([SpanTask(number, large.task.path, first, last)] for first, last in cuts)
+        return items
+
+    def batches(self, answers: Iterable[WorkDone]) -> Iterator[Batch[Finding]]:
+        """Every answer's batch, and for each large file whose last span came back, a batch
+        with its findings."""
+        for done in answers:
+            yield done.batch
+            for part in done.spans:
+                large, count, parts = self.pending[part.file]
+                parts.append(part)
+                if len(parts) == count:
+                    del self.pending[part.file]
+                    yield _assembled(large, parts)
 
 
-def scan_work(item: WorkItem, settings: ScanSettings, excluder: Excluder,
-              budget: int = FILES_PER_ITEM) -> tuple[Batch[Finding], list[DirTask]]:
-    """Worker body: read the files of ``item``, walk its directories until ``budget`` files
-    were read; returns what was found and the directories not walked."""
-    scanner = _Scanner(settings, excluder)
+def _assembled(large: LargeFile, parts: list[SpanDone]) -> Batch[Finding]:
+    """One large file's findings from all its spans. A span that could not be read makes the
+    file unreadable; the keys found before it are still reported (their positions are known)."""
+    out: Batch[Finding] = Batch()
+    parts.sort(key=lambda p: p.result.first if p.result is not None else -1)
+    failed = next((p for p in parts if p.result is None), None)
+    readable = [p.result for p in parts if p.result is not None]
+    if failed is not None:
+        out.skips.append(Skip(large.task.display_path, "unreadable", failed.error))
+        readable = _leading_run(readable)
+    matches = spans.assemble(readable, large.bom)
+    fold(out, large.task, StreamResult(matches, 0))
+    out.scanned["file"] = 0 if failed is not None else 1
+    return out
+
+
+def _leading_run(results: list[spans.SpanResult]) -> list[spans.SpanResult]:
+    """The spans from the file's start up to the first one missing."""
+    run: list[spans.SpanResult] = []
+    for result in sorted(results, key=lambda r: r.first):
+        if result.first != (run[-1].end.offset if run else 0):
+            break
+        run.append(result)
+    return run
+
+
+def scan_work(item: WorkItem, settings: ScanSettings, excluder: Excluder, jobs: int = 1,
+              budget: int = FILES_PER_ITEM) -> WorkDone:
+    """Worker body: read the files and spans of ``item``, walk its directories until
+    ``budget`` files were read; returns what was found, the directories not walked, and the
+    files left to be cut into spans for ``jobs`` workers."""
+    scanner = _Scanner(settings, excluder, jobs)
     stack: list[DirTask] = []
+    done_spans: list[SpanDone] = []
     for unit in item:
         if isinstance(unit, FileTask):
             scanner.named_file(unit)
+        elif isinstance(unit, SpanTask):
+            done_spans.append(scanner.span(unit))
         else:
             stack.append(unit)
     stack.reverse()  # depth-first from the first directory given
@@ -324,15 +426,17 @@ def scan_work(item: WorkItem, settings: ScanSettings, excluder: Excluder,
     finally:
         scanner.close()
     scanner.out.scanned["file"] = scanner.files
-    return scanner.out, stack
+    return WorkDone(scanner.out, stack, scanner.large, done_spans)
 
 
 class _Scanner:
     """One worker item's state: the pack buffer, the files in it, and what was found."""
 
-    def __init__(self, settings: ScanSettings, excluder: Excluder) -> None:
+    def __init__(self, settings: ScanSettings, excluder: Excluder, jobs: int = 1) -> None:
         self.settings = settings
         self.excluder = excluder
+        self.jobs = jobs
+        self.large: list[LargeFile] = []
         self.out: Batch[Finding] = Batch()
         self.files = 0
         self.pack = take_buffer(PACK_SIZE)  # reused: no fresh pages to fault in per item
@@ -424,7 +528,13 @@ class _Scanner:
                     self._keep(start, n, path, relative, shown, prefix)
                     return
                 os.lseek(fd, 0, os.SEEK_SET)  # grew since fstat, or an archive
-            self.single(fd, FileTask(path, relative, shown, prefix))
+            task = FileTask(path, relative, shown, prefix)
+            if spans.plan(size, self.jobs):
+                head = os.pread(fd, HEAD_SIZE, 0)
+                if container_kind(head) is None:  # an archive is read in one pass
+                    self.large.append(LargeFile(task, size, starts_with_bom(head)))
+                    return
+            self.single(fd, task)
         except OSError as error:
             task = FileTask(path, relative, shown, prefix)
             self.skip(task.display_path, "unreadable", error.strerror or str(error))
@@ -458,6 +568,20 @@ class _Scanner:
             return container_kind(head) is not None
         finally:
             head.release()
+
+    def span(self, task: SpanTask) -> SpanDone:
+        """One span of a large file another worker met."""
+        try:
+            fd = open_regular_file(task.path)
+            try:
+                result = spans.scan_span(fd, task.first, task.last, self.settings)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            return SpanDone(task.file, None, error.strerror or str(error))
+        self.out.size += result.size
+        self.out.below_confidence += result.hidden
+        return SpanDone(task.file, result)
 
     def single(self, fd: int, task: FileTask) -> None:
         """A large file or a container: scanned on its own by the reader every source uses."""
