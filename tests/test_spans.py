@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 
 from poelis_scan import scan_paths
 from poelis_scan.detect.matches import find_matches
+from poelis_scan.paths import Excluder
 from poelis_scan.scan import newlines
 from poelis_scan.scan.spans import SPAN_MIN, SPLIT_FROM, assemble, plan, scan_span
 from poelis_scan.scan.stream import CARRY, locate
 from poelis_scan.settings import DEFAULT
+from poelis_scan.sources import files
 
 Row = tuple[int, int, int, int, str, str, bool]
 
@@ -199,3 +201,21 @@ def test_a_large_archive_is_read_whole_not_cut(tmp_path: Path) -> None:
     cut = _findings(path, jobs=2)
     assert cut == _findings(path, jobs=1)
     assert ("conf/app.env", key) in {(row[5], row[4]) for row in cut}
+
+
+def test_a_file_that_shrinks_between_spans_is_unreadable_and_keeps_its_first_keys(
+        tmp_path: Path) -> None:
+    """A log truncated (rotated) while its spans are read: one clear skip, no exception, and
+    the key in the part that was read is still reported, at its true line."""
+    key = make_key()
+    path = tmp_path / "rotating.log"
+    path.write_bytes(b"start\n" + f"token={key}\n".encode() + b"x" * 100_000)
+    large = files.LargeFile(files.FileTask(str(path), "rotating.log", "", ""), 100_000, False)
+    done = files.scan_work([files.SpanTask(0, str(path), 0, 50_000)], DEFAULT, Excluder(()))
+    os.truncate(path, 40_000)
+    later = files.scan_work([files.SpanTask(0, str(path), 50_000, None)], DEFAULT, Excluder(()))
+    assembled = files._assembled(large, [*later.spans, *done.spans])
+    assert [(s.reason, s.detail) for s in assembled.skips] == [
+        ("unreadable", "changed while it was read")]
+    assert [(f.secret, f.location.line) for f in assembled.found] == [(key, 2)]
+    assert assembled.scanned["file"] == 0

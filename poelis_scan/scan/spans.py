@@ -64,7 +64,8 @@ class SpanResult:
 
 def scan_span(fd: int, first: int, last: int | None, settings: ScanSettings,
               chunk_size: int = CHUNK_SIZE) -> SpanResult:
-    """Scan the needles starting in ``[first, last)`` of the open regular file ``fd``.
+    """Scan the needles starting in ``[first, last)`` of the open regular file ``fd``;
+    ``OSError`` if the file no longer reaches that far.
 
     ``first`` must be even, as must ``chunk_size``: the UTF-16 decoder tells the byte order
     by the parity of a needle's offset in the buffer, which is its parity in the file only
@@ -95,6 +96,9 @@ def scan_span(fd: int, first: int, last: int | None, settings: ScanSettings,
         meter.rewind(mark)  # the span's size travels with its result
         view.release()
         give_back(buf)
+    if result.size < (int(first > 0) if last is None else last - first):
+        # The file ended before the span did: it shrank since it was cut (a rotated log).
+        raise OSError(0, "changed while it was read")
     return SpanResult(first, result.matches, end, result.size, result.hidden)
 
 

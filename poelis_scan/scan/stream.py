@@ -375,7 +375,8 @@ def window_loop(
         join(found, list(locate_in(buf, matches, base, state, bom, filled)))
         if done:
             end = base + limit if last is None else min(base + limit, last)
-            if pread is None:  # (deferred counting leaves the end state to whoever needs it)
+            end = max(end, first)  # a stream that ended before the span: an empty span
+            if pread is None and end > state.offset:  # (deferred: left to whoever needs it)
                 state.advance(buf, state.offset - base, end - base)
             return StreamResult(found, end - first, hidden=hidden), state
         # Slide: keep buf[limit - BEHIND : filled], what the next window may look back at.

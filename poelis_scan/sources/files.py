@@ -378,23 +378,25 @@ class LargeFiles:
 
 
 def _assembled(large: LargeFile, parts: list[SpanDone]) -> Batch[Finding]:
-    """One large file's findings from all its spans. A span that could not be read makes the
-    file unreadable; the keys found before it are still reported (their positions are known)."""
+    """One large file's findings from all its spans.
+
+    A span that could not be read, or a file that shrank while it was read (its spans no
+    longer meet), makes the file unreadable; the keys found up to there are still reported
+    (their positions are known)."""
     out: Batch[Finding] = Batch()
-    parts.sort(key=lambda p: p.result.first if p.result is not None else -1)
-    failed = next((p for p in parts if p.result is None), None)
-    readable = [p.result for p in parts if p.result is not None]
-    if failed is not None:
-        out.skips.append(Skip(large.task.display_path, "unreadable", failed.error))
-        readable = _leading_run(readable)
-    matches = spans.assemble(readable, large.bom)
-    fold(out, large.task, StreamResult(matches, 0))
-    out.scanned["file"] = 0 if failed is not None else 1
+    results = [p.result for p in parts if p.result is not None]
+    run = _leading_run(results)
+    if len(run) < len(parts):
+        error = next((p.error for p in parts if p.result is None), "spans do not meet")
+        out.skips.append(Skip(large.task.display_path, "unreadable", error))
+    fold(out, large.task, StreamResult(spans.assemble(run, large.bom), 0))
+    out.scanned["file"] = 1 if len(run) == len(parts) else 0
     return out
 
 
 def _leading_run(results: list[spans.SpanResult]) -> list[spans.SpanResult]:
-    """The spans from the file's start up to the first one missing."""
+    """The spans from the file's start on, up to the first one missing or not meeting the
+    one before (the file shrank under it)."""
     run: list[spans.SpanResult] = []
     for result in sorted(results, key=lambda r: r.first):
         if result.first != (run[-1].end.offset if run else 0):
