@@ -163,7 +163,9 @@ def tree_cases(label: str, tree: Path, work: Path, peers: bool, jobs_one: bool) 
 
 def big_cases(path: Path, work: Path) -> list[Case]:
     cases = [Case("big: poelis-scan", poelis(path, work / "big.jsonl"), "poelis",
-                  work / "big.jsonl")]
+                  work / "big.jsonl"),
+             Case("big: poelis-scan -j 1", poelis(path, work / "big-j1.jsonl", "-j", "1"),
+                  "poelis", work / "big-j1.jsonl")]
     if rg := which("rg"):
         cases.append(Case("big: rg -F -c", [rg, *RG_FILE, str(path)]))
     return cases
@@ -229,6 +231,7 @@ def print_ratio_table(cases: list[Case]) -> None:
         ("real", "real: poelis-scan", "real: gitleaks", ""),
         ("real", "real: poelis-scan", "real: poelis-scan -j 1", "target ≤ 1.0"),
         ("big", "big: poelis-scan", "big: rg -F -c", "target ≤ 2.0"),
+        ("big", "big: poelis-scan", "big: poelis-scan -j 1", "both cores on one file"),
         ("generated", "generated: poelis-scan", "generated: rg -F -l", ""),
         ("generated", "generated: poelis-scan", "generated: poelis-scan -j 1", ""),
     ]
