@@ -218,13 +218,11 @@ def visible(matches: list[Match], settings: ScanSettings) -> tuple[list[Match], 
 ReadInto = Callable[[memoryview], int]
 PRead = Callable[[int, int], bytes]  # (offset, size) -> bytes, like os.pread
 
-# Bytes carried from one window into the next: enough to judge a needle that starts just before
-# the window's decision limit, and the bytes before it that a decoder may look back at.
 # What a window keeps before the needles it judges and reads after them: what decoders look at
 # (``LOOKBEHIND``, ``LOOKAHEAD``) and the lines an allow marker may be on (``_allowed_inline``).
 # Even, like every window's start: the UTF-16 decoder reads the byte order off the parity of
 # an offset in the buffer.
-BEHIND = max(LOOKBEHIND, 2 * _LINE_LIMIT + 2)
+BEHIND = max(LOOKBEHIND, 2 * _LINE_LIMIT)
 AHEAD = LOOKAHEAD + _LINE_LIMIT
 CARRY = BEHIND + AHEAD
 _buffers = threading.local()
