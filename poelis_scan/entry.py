@@ -66,6 +66,9 @@ GIT_SETTINGS = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS":
                 "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "", "GIT_NO_LAZY_FETCH": "1",
                 "GIT_NO_REPLACE_OBJECTS": "1"}
 
+# The signal numbers, without ``signal`` (whose import builds enums): ``_signal`` is the
+# built-in module underneath, no file to read.
+_SIGNALS = __import__("_signal")
 _ZERO_SHA = "0" * 40
 _GITLINK_MODE = "160000"
 _PROGRAM = "poelis-scan"
@@ -208,10 +211,9 @@ class _Git:
                 (os.POSIX_SPAWN_OPEN, 2, devnull, os.O_WRONLY, 0),
             ]
             # As subprocess does: git gets the default action for the signals Python ignores.
-            signals = __import__("_signal")
             self.pid = os.posix_spawnp("git", ["git", "-C", path, *HARDENING, *args], env,
                                        file_actions=actions,
-                                       setsigdef=(signals.SIGPIPE, signals.SIGXFSZ))
+                                       setsigdef=(_SIGNALS.SIGPIPE, _SIGNALS.SIGXFSZ))
             self.out = out_r
             fds.remove(out_r)
         finally:
@@ -228,16 +230,21 @@ class _Git:
                 total += len(chunk)
                 if total > limit:
                     raise _Decline
-        finally:
-            self.close()
+        except BaseException:
+            self.close(kill=True)
+            raise
+        self.close()
         return self.status, b"".join(chunks)
 
-    def close(self) -> None:
-        """Stop reading (git ends at a closed pipe) and reap the process."""
+    def close(self, kill: bool = False) -> None:
+        """Stop reading (git ends at a closed pipe) and reap the process; ``kill``: a git
+        whose answer is not wanted, which may be stuck on what it reads (a FIFO)."""
         if self.out >= 0:
             os.close(self.out)
             self.out = -1
         if self.pid:
+            if kill:
+                os.kill(self.pid, _SIGNALS.SIGKILL)
             _, wait_status = os.waitpid(self.pid, 0)
             self.pid = 0
             self.status = os.waitstatus_to_exitcode(wait_status)
@@ -279,31 +286,35 @@ def _scan(path: str) -> tuple[int, int, float]:
     ``_Decline`` for anything the full run must see to."""
     if not hasattr(os, "posix_spawnp") or not os.path.isdir(path):
         raise _Decline
-    plain_env = git_env()
     diff_args = ("diff", "--cached", "--raw", "-z", "--no-renames", "--no-abbrev",
                  "--no-ext-diff", "--no-textconv")
+    # The diff starts with rev-parse, its environment guessed: a hook's GIT_INDEX_FILE (git
+    # sets it for every pre-commit hook) belongs to this repository. If rev-parse says the
+    # guess is wrong, that diff is dropped and another started with the vetted environment.
+    index = os.environ.get("GIT_INDEX_FILE")
+    guess = (("GIT_INDEX_FILE", os.path.abspath(index)),) if index else ()
     started: list[_Git] = []
     try:
         rev_parse = _Git(path, ("rev-parse", "--absolute-git-dir", "--is-bare-repository",
-                                "--is-shallow-repository", "--show-toplevel"), plain_env)
+                                "--is-shallow-repository", "--show-toplevel"), git_env())
         started.append(rev_parse)
-        # Without GIT_INDEX_FILE the diff's environment is known before rev-parse answers:
-        # both run at once.
-        early = None if os.environ.get("GIT_INDEX_FILE") else _Git(path, diff_args, plain_env)
-        if early is not None:
-            started.append(early)
+        diff = _Git(path, diff_args, git_env(guess))
+        started.append(diff)
         _, out = rev_parse.read(1 << 20)
         lines = out.decode("utf-8", "surrogateescape").splitlines()
         if len(lines) < 4 or lines[1] == "true" or lines[2] == "true":
             raise _Decline  # not a repository, bare or shallow: the full run explains
         git_dir, work_tree = lines[0], lines[3]
-        env = git_env(vetted_env(git_dir))
-        diff = early if early is not None else _Git(path, diff_args, env)
-        started.append(diff)
+        vetted = vetted_env(git_dir)
+        env = git_env(vetted)
+        if vetted != guess:
+            diff.close(kill=True)
+            diff = _Git(path, diff_args, env)
+            started.append(diff)
         status, raw = diff.read(64 << 20)
     finally:
         for git in started:
-            git.close()
+            git.close(kill=True)  # (only those still running: a decline needs no answer)
     if status != 0:
         raise _Decline
     shas = _staged(raw)

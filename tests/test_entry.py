@@ -392,6 +392,18 @@ def test_the_index_of_commit_a_is_the_one_read(tmp_path: Path) -> None:
     assert run.status == 0 and answered and b"scanned 1 blob" in run.stderr
 
 
+def test_an_index_of_another_repository_is_not_read(tmp_path: Path) -> None:
+    """GIT_INDEX_FILE outside the repository was set for something else: both runs read the
+    repository's own index (here: nothing staged), not that one (a key staged)."""
+    repo = new_repo(tmp_path / "r")
+    foreign = tmp_path / "foreign-index"
+    (repo / "README.md").write_text(f"KEY={make_key()}\n")
+    subprocess.run(["git", "add", "README.md"], cwd=repo, env=_env(GIT_INDEX_FILE=str(foreign)),
+                   check=True)
+    run, answered = compare(repo, "git", "--staged", GIT_INDEX_FILE=str(foreign))
+    assert run.status == 0 and answered and b"nothing is staged" in run.stderr
+
+
 def test_the_shortcut_imports_only_what_it_needs(tmp_path: Path) -> None:
     """The modules a clean hook run loads, pinned (not its time): no click, no dataclasses,
     no subprocess, no pipeline. The same check sees them when there is a key."""
