@@ -1,5 +1,5 @@
-"""``python -m poelis_scan``."""
+"""``python -m poelis_scan``: the same entry point as the ``poelis-scan`` script."""
 
-from .cli import main
+from .entry import main
 
 raise SystemExit(main())

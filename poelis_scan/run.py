@@ -501,7 +501,6 @@ def write_text(output: str | None, text: str | Iterable[str]) -> None:
     A device or pipe named as output (``/dev/stdout``) is written in place.
     """
     import sys
-    import tempfile
 
     parts = [text] if isinstance(text, str) else text
     if output is None or output == "-":
@@ -521,6 +520,8 @@ def write_text(output: str | None, text: str | Iterable[str]) -> None:
             with open(output, "w", encoding="utf-8") as handle:
                 handle.writelines(parts)
             return
+        import tempfile  # only for a file: it imports shutil and random, which stdout never needs
+
         directory = os.path.dirname(os.path.abspath(output))
         fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(output)}.",
                                          suffix=".tmp", dir=directory)

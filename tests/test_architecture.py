@@ -114,7 +114,7 @@ LAYERS: list[set[str]] = [
     {"report", "console", "pipeline"},
     {"org"},
     {"run"},
-    {"cli", "__main__", ""},
+    {"cli", "entry", "__main__", ""},
 ]
 
 

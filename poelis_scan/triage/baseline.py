@@ -6,7 +6,6 @@ timestamp, so two branches that each add an entry merge without conflict.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,6 +49,8 @@ def from_findings(findings: Iterable[Finding]) -> Baseline:
 
 
 def dumps(baseline: Baseline) -> str:
+    import json  # here, not above: a run without a baseline never needs it
+
     document = {
         "tool": "poelis-scan",
         "version": BASELINE_VERSION,
@@ -68,6 +69,8 @@ def load(path: str) -> Baseline:
 
 def loads(data: bytes, path: str) -> Baseline:
     """Parse baseline bytes read from a file or from a commit (``path`` names them)."""
+    import json  # here, not above: a run without a baseline never needs it
+
     try:
         document = json.loads(data.decode("utf-8"))
     except RecursionError:
