@@ -114,8 +114,19 @@ def stepped(draw: st.DrawFn) -> str:
     return "".join(chars)
 
 
+@st.composite
+def concentrated(draw: st.DrawFn) -> str:
+    """One character many times and a chosen number of others once: the least entropy for
+    that many distinct characters, on both sides of 3.5 bits."""
+    n = draw(st.integers(12, 110))
+    others = draw(st.integers(1, min(n - 1, 63)))
+    chars = list(ALPHABET[1:others + 1] + ALPHABET[0] * (n - others))
+    return "".join(draw(st.permutations(chars)))
+
+
 BODIES = st.one_of(
     stepped(),
+    concentrated(),
     _text(ALPHABET, 0, 110),  # random bodies of every near-miss length
     _text("abcdefghij_", 1, 60),  # identifier-like
     _text("ABCDEFGabc-1", 1, 60),
