@@ -90,6 +90,8 @@ _BASE64_CHARS = re.compile(rb"[A-Za-z0-9+/_-]+")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]+")
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _ALPHABETS = {"base64": _BASE64_CHARS, "hex": _HEX_RUN}
+_LINE_BREAK = re.compile(rb"[\r\n]")
+_NOT_CR = re.compile(rb"[^\r]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,24 @@ class Decoded:
 _READERS = {PREFIX: read_api_run, LEGACY_PREFIX: read_legacy_run}
 # What both prefixes start with: a needle that encodes only this much serves both grammars.
 COMMON_PREFIX = b"poelis_"
+# Readings already made, by (prefix, run): a flood repeats one run (500,000 copies of the
+# documented example, the base64 of ``poelis_api_`` over and over), and a grammar is a pure
+# function of the run. Bounded: emptied when full, so memory never grows with the input.
+_READINGS: dict[tuple[bytes, bytes], Reading | None] = {}
+_READINGS_MAX = 4096
+
+
+def _reading(prefix: bytes, run: bytes) -> Reading | None:
+    """``_READERS[prefix]`` applied to ``run``, remembered."""
+    key = (prefix, run)
+    try:
+        return _READINGS[key]
+    except KeyError:
+        pass
+    if len(_READINGS) >= _READINGS_MAX:
+        _READINGS.clear()
+    reading = _READINGS[key] = _READERS[prefix](run.decode("ascii"))
+    return reading
 
 
 def read_key(decoded: bytes, at: int, prefix: bytes = PREFIX) -> tuple[bytes, Reading] | None:
@@ -120,7 +140,7 @@ def read_key(decoded: bytes, at: int, prefix: bytes = PREFIX) -> tuple[bytes, Re
     body_start = at + len(prefix)
     run = _BODY_RUN.match(decoded, body_start)
     assert run is not None
-    reading = _READERS[prefix](run.group().decode("ascii"))
+    reading = _reading(prefix, run.group())
     if reading is None:
         return None
     return prefix + reading.body.encode("ascii"), reading
@@ -134,12 +154,24 @@ def key_in(decoded: bytes, at: int, prefix: bytes = PREFIX) -> bytes | None:
 
 def plain(data: bytes | bytearray, hit: int, end: int, prefix: bytes = PREFIX
           ) -> Decoded | None:
-    """The plain needle: the key is the bytes themselves."""
-    window = bytes(data[max(hit - 1, 0) : min(end, hit + _LONGEST)])
-    found = read_key(window, 1 if hit > 0 else 0, prefix)
-    if found is None:
+    """The plain needle: the key is the bytes themselves.
+
+    Read in place (no copy of the bytes around the hit): on a flood of 500,000 keys the copy
+    and the second pass over it cost as much as the judgement.
+    """
+    stop = min(end, hit + _LONGEST)
+    if prefix not in _READERS:
+        prefix = next((p for p in _READERS if data.startswith(p, hit, stop)), prefix)
+    if prefix not in _READERS or not data.startswith(prefix, hit, stop):
         return None
-    key, reading = found
+    if hit > 0 and data[hit - 1] in GLUE_BEFORE:
+        return None
+    run = _BODY_RUN.match(data, hit + len(prefix), stop)
+    assert run is not None
+    reading = _reading(prefix, run.group())
+    if reading is None:
+        return None
+    key = prefix + reading.body.encode("ascii")
     return Decoded(hit, hit + len(key), key, "plain", reading)
 
 
@@ -170,9 +202,20 @@ def utf16(data: bytes | bytearray, hit: int, end: int, prefix: bytes = PREFIX
 _WRAP_WIDTHS = {"base64": (64, 76), "hex": (60, 64, 76)}
 
 
-def _line_before(data: bytes | bytearray, end: int) -> bytes:
-    """The line that ends at ``end`` (a line break, not included), up to 80 characters."""
+def _line_before(data: bytes | bytearray, end: int) -> bytes | None:
+    """The line that ends at ``end`` (a line break, not included), up to 80 characters; None
+    when it is longer (no tool wraps that wide).
+
+    With no line break in the 80 bytes before ``end`` the line runs from the start of ``data``:
+    it is never copied (on 12,000-character lines of base64 that copy of the whole buffer per
+    line break cost more than all the decoding), only asked whether anything but the CRs that
+    are stripped off lies past 80 characters.
+    """
     start = data.rfind(b"\n", max(end - 80, 0), end) + 1
+    if start == 0 and end > 80:
+        if _NOT_CR.search(data, 80, end) is not None:
+            return None
+        end = 80
     return bytes(data[start:end]).rstrip(b"\r")
 
 
@@ -185,7 +228,7 @@ def _is_wrap(data: bytes | bytearray, at: int, after: int, alphabet: re.Pattern[
     and joining those would corrupt every key in it.
     """
     line = _line_before(data, at)
-    return (len(line) in widths and alphabet.fullmatch(line) is not None
+    return (line is not None and len(line) in widths and alphabet.fullmatch(line) is not None
             and alphabet.match(data, after) is not None)
 
 
@@ -202,39 +245,87 @@ def _unwrapped(data: bytes | bytearray, hit: int, end: int,
     raw = bytes(data[lo : min(end, hit + LOOKAHEAD)])
     if b"\n" not in raw:
         return raw, range(lo, lo + len(raw)), hit - lo
-    keep = bytearray()
+    # Piece by piece between line-break bytes, each break asked exactly as a byte-by-byte
+    # walk would ask it (the CR of a CRLF first, then its LF if the CR stayed).
+    keep: list[bytes] = []
     positions: list[int] = []
     i = 0
-    while i < len(raw):
-        byte = raw[i]
-        if byte in b"\r\n":
-            stop = i + (2 if raw[i : i + 2] == b"\r\n" else 1)
-            if _is_wrap(data, lo + i, lo + stop, alphabet, widths):
-                i = stop  # the encoding goes on after the break
-                continue
-        keep.append(byte)
-        positions.append(lo + i)
-        i += 1
-    return bytes(keep), positions, bisect.bisect_left(positions, hit)
+    for brk in _LINE_BREAK.finditer(raw):
+        at = brk.start()
+        if at < i:
+            continue  # the LF of a CRLF already joined
+        keep.append(raw[i:at])
+        positions.extend(range(lo + i, lo + at))
+        stop = at + (2 if raw[at : at + 2] == b"\r\n" else 1)
+        if _is_wrap(data, lo + at, lo + stop, alphabet, widths):
+            i = stop  # the encoding goes on after the break
+            continue
+        keep.append(raw[at : at + 1])
+        positions.append(lo + at)
+        i = at + 1
+    keep.append(raw[i:])
+    positions.extend(range(lo + i, lo + len(raw)))
+    return b"".join(keep), positions, bisect.bisect_left(positions, hit)
 
 
 def base64_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
     """Base64 (standard or URL-safe, wrapped or not) around a hit at any alignment."""
-    return _base64_in(*_unwrapped(data, hit, end, "base64"), needle)
+    lo = max(hit - LOOKBEHIND, 0)
+    hi = min(end, hit + LOOKAHEAD)
+    if data.find(b"\n", lo, hi) == -1:  # nothing to unwrap: read the bytes where they are
+        return _base64_in(data, lo, hi, range(hi), hit, needle)
+    text, positions, at_hit = _unwrapped(data, hit, end, "base64")
+    return _base64_in(text, 0, len(text), positions, at_hit, needle)
 
 
-def _base64_in(text: bytes, positions: Sequence[int], at_hit: int,
-               needle: Needle) -> Decoded | None:
+def _base64_in(text: bytes | bytearray, lo: int, hi: int, positions: Sequence[int],
+               at_hit: int, needle: Needle) -> Decoded | None:
+    """The key around ``text[at_hit]``, reading only ``text[lo:hi]``; ``positions`` maps each
+    index of ``text`` to its offset in the scanned bytes (``len(positions)`` is ``hi``)."""
     group = at_hit + needle.offset  # first character of the 4-character group holding "p"
-    if group < 0:
+    if group < lo:
         return None
     # One group earlier too, when it is base64: it holds the byte that decides "glued".
-    first = group - 4 if group >= 4 and _BASE64_CHARS.fullmatch(text, group - 4, group) else group
+    first = (group - 4 if group - 4 >= lo and _BASE64_CHARS.fullmatch(text, group - 4, group)
+             else group)
     # Enough characters for the longest key and the byte after it.
-    run = _BASE64_CHARS.match(text, first, group + 4 * ((_LONGEST + 4) // 3 + 1))
+    run = _BASE64_CHARS.match(text, first, min(hi, group + 4 * ((_LONGEST + 4) // 3 + 1)))
     if run is None:
         return None
     chars = run.group()
+    at = (group - first) // 4 * 3 + needle.align
+    read = _base64_read(chars, at, needle.prefix)
+    if read is None:
+        return None
+    key, reading, encoding = read
+    # Map the decoded key back onto characters: 4 characters per 3 bytes, rounded outward.
+    start = first + (at * 4) // 3
+    stop = min(first + -(-(at + len(key)) * 4 // 3), len(positions)) - 1
+    return Decoded(positions[start], positions[stop] + 1, key, encoding, reading)
+
+
+# What a run of base64 characters holds at a decoded offset, by (characters, offset, prefix).
+# A flood of encoded candidates repeats the same few runs, and both halves of a needle read
+# the same one: each is decoded and judged once. Bounded like ``_READINGS``.
+_BASE64_READS: dict[tuple[bytes, int, bytes], tuple[bytes, Reading, str] | None] = {}
+
+
+def _base64_read(chars: bytes, at: int, prefix: bytes) -> tuple[bytes, Reading, str] | None:
+    """The key ``chars`` (base64 or base64url, maybe missing padding) hold at decoded offset
+    ``at``, how its grammar reads it, and which alphabet it was written in."""
+    memo = (chars, at, prefix)
+    try:
+        return _BASE64_READS[memo]
+    except KeyError:
+        pass
+    if len(_BASE64_READS) >= _READINGS_MAX:
+        _BASE64_READS.clear()
+    read = _BASE64_READS[memo] = _decode_base64_run(chars, at, prefix)
+    return read
+
+
+def _decode_base64_run(chars: bytes, at: int, prefix: bytes
+                       ) -> tuple[bytes, Reading, str] | None:
     urlsafe = b"-" in chars or b"_" in chars
     if urlsafe and (b"+" in chars or b"/" in chars):
         return None  # two alphabets at once: not one encoding
@@ -247,16 +338,10 @@ def _base64_in(text: bytes, positions: Sequence[int], at_hit: int,
         decoded = binascii.a2b_base64(padded)
     except binascii.Error:
         return None
-    at = (group - first) // 4 * 3 + needle.align
-    found = read_key(decoded, at, needle.prefix)
+    found = read_key(decoded, at, prefix)
     if found is None:
         return None
-    key, reading = found
-    # Map the decoded key back onto characters: 4 characters per 3 bytes, rounded outward.
-    start = first + (at * 4) // 3
-    stop = min(first + -(-(at + len(key)) * 4 // 3), len(positions)) - 1
-    return Decoded(positions[start], positions[stop] + 1, key,
-                   "base64url" if urlsafe else "base64", reading)
+    return found[0], found[1], "base64url" if urlsafe else "base64"
 
 
 def hex_hit(data: bytes | bytearray, hit: int, end: int, needle: Needle) -> Decoded | None:
