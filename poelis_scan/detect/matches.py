@@ -119,12 +119,12 @@ def _drop_overlapping_duplicates(matches: list[Match]) -> list[Match]:
     """
     kept: dict[str, list[Match]] = {}
     earlier: dict[str, tuple[list[int], list[int]]] = {}  # secret -> kept starts, kept ends
-    ordered = sorted(matches, key=lambda m: _PLAINNESS.get(m.encoding, 9))
+    ordered = sorted(matches, key=lambda m: plainness(m.encoding))
     at = 0
     while at < len(ordered):
-        level = _PLAINNESS.get(ordered[at].encoding, 9)
+        level = plainness(ordered[at].encoding)
         now: dict[str, tuple[list[int], list[int]]] = {}  # this level's kept spans
-        while at < len(ordered) and _PLAINNESS.get(ordered[at].encoding, 9) == level:
+        while at < len(ordered) and plainness(ordered[at].encoding) == level:
             match = ordered[at]
             at += 1
             spans = earlier.get(match.secret)
