@@ -34,8 +34,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 # What the shortcut may import on top of the interpreter's start-up: the package root, the
 # entry point and the archive check. Nothing else, above all none of HEAVY.
+# ``__future__``: every module's ``from __future__ import annotations`` imports it (a few lines;
+# an editable install's import hook has loaded it before the hook runs, a real install not).
 LIGHT = {"poelis_scan", "poelis_scan.version", "poelis_scan.entry", "poelis_scan.scan",
-         "poelis_scan.scan.magic", "time", "_signal"}
+         "poelis_scan.scan.magic", "time", "_signal", "__future__"}
 HEAVY = {"click", "dataclasses", "inspect", "typing", "re", "subprocess", "json", "hyperscan",
          "threading", "tomllib", "poelis_scan.cli", "poelis_scan.run", "poelis_scan.pipeline",
          "poelis_scan.findings", "poelis_scan.report", "poelis_scan.detect",
