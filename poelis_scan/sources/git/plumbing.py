@@ -314,6 +314,19 @@ class Answers:
         return bytes(out)
 
 
+def _pipe_size(fd: int, size: int) -> None:
+    """Let the pipe hold one read's worth (Linux; 64 KiB otherwise): git blocks, and wakes
+    its reader, half as often. Larger cost more than they saved (the bytes fall out of the
+    CPU's cache before they are searched). A refusal (a per-user pipe quota) changes nothing
+    but the speed."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 class CatFile:
     """One ``git cat-file --batch`` kept open for the life of a worker (process or thread).
 
@@ -329,6 +342,7 @@ class CatFile:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self.stdout: IO[bytes] = self.proc.stdout
+        _pipe_size(self.stdout.fileno(), read_size)
         self.answers = Answers(self.stdout.fileno(), read_size)
 
     def request(self, payload: bytes) -> threading.Thread:
