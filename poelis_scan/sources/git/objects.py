@@ -37,6 +37,9 @@ class Introduction:
     kind: str = "blob"  # "note" on a notes ref, "unreachable" when no ref or reflog reaches it
 
 
+_KINDS = {kind.encode(): kind for kind in SCANNED_TYPES}
+
+
 class ObjectLister:
     """Every blob, commit and tag in the object store, reachable or not, in pack order (which
     keeps git's delta cache warm), streamed as git lists them so scanning starts at once.
@@ -58,11 +61,12 @@ class ObjectLister:
             for line in proc.stdout:
                 parts = line.split()
                 if len(parts) == 3:
-                    kind = parts[1].decode()
-                    if kind in SCANNED_TYPES:
+                    kind = _KINDS.get(parts[1])  # most lines are trees: passed over undecoded
+                    if kind is not None:
+                        sha = parts[0].decode()
                         if kind == "commit":
-                            self.commits.append(parts[0].decode())
-                        yield GitObject(parts[0].decode(), kind, int(parts[2]))
+                            self.commits.append(sha)
+                        yield GitObject(sha, kind, int(parts[2]))
                 elif len(parts) == 2 and parts[1] == b"missing":
                     self.broken.append(parts[0].decode())
         finally:
