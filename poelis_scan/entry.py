@@ -23,8 +23,8 @@ says whatever there is to say: the shortcut never prints an error of its own.
 
 git is started with ``os.posix_spawnp`` and pipes rather than ``subprocess`` (whose import
 pulls ``locale``, ``re``, ``threading``, ``selectors``: about 8 ms), with exactly the
-hardening every other git of the package gets (``sources/git/plumbing.py``; tests keep the
-copies here equal to it).
+hardening every other git of the package gets (``sources/git/hardening.py``, a module that
+imports nothing but ``os``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+
+from .sources.git.hardening import HARDENING, git_env, vetted_env
 
 # The shortcut's bounds: beyond them the full run is worth its start-up (and shows progress).
 MAX_OBJECTS = 200  # pipeline.SERIAL_BELOW_OBJECTS
@@ -45,26 +47,6 @@ NEEDLES: tuple[bytes, ...] = (
     b"zX2xpdm", b"19saXZl", b"NfbGl2Z",
     b"6170695", b"6976655",
 )
-
-# Copies of ``sources/git/plumbing.py``'s HARDENING and _DROPPED, and of what ``git_env`` sets
-# (a test keeps them equal): the repository is untrusted here exactly as everywhere else.
-HARDENING: tuple[str, ...] = (
-    "--no-pager", "--no-replace-objects",
-    "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null",
-    "-c", "log.showSignature=false", "-c", "gpg.program=false",
-    "-c", "gpg.openpgp.program=false", "-c", "gpg.x509.program=false",
-    "-c", "gpg.ssh.program=false", "-c", "core.quotepath=off",
-)
-DROPPED = frozenset({
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH", "GIT_COMMON_DIR",
-    "GIT_NAMESPACE", "GIT_SHALLOW_FILE", "GIT_GRAFT_FILE", "GIT_REPLACE_REF_BASE",
-    "GIT_CONFIG", "GIT_EXTERNAL_DIFF", "GIT_DIFF_OPTS", "GIT_PAGER", "GIT_EDITOR",
-    "GIT_SEQUENCE_EDITOR", "GIT_ASKPASS", "GIT_PROXY_COMMAND",
-})
-GIT_SETTINGS = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0",
-                "GIT_CONFIG_NOSYSTEM": "1", "GIT_ALLOW_PROTOCOL": "", "GIT_NO_LAZY_FETCH": "1",
-                "GIT_NO_REPLACE_OBJECTS": "1"}
 
 # The signal numbers, without ``signal`` (whose import builds enums): ``_signal`` is the
 # built-in module underneath, no file to read.
@@ -156,29 +138,6 @@ def human_bytes(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
-
-
-def git_env(extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
-    """``plumbing.git_env`` (a test keeps them equal)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in DROPPED and not k.startswith("GIT_SSH")}
-    env.update(GIT_SETTINGS)
-    env.update(extra)
-    return env
-
-
-def _inside(path: str, directory: str) -> bool:
-    real, base = os.path.realpath(path), os.path.realpath(directory)
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
-
-
-def vetted_env(git_dir: str) -> tuple[tuple[str, str], ...]:
-    """``plumbing._vetted_env(git_dir, receiving=False)``: the index a ``git commit -a``
-    hook is given, if it belongs to this repository."""
-    index = os.environ.get("GIT_INDEX_FILE")
-    if index and _inside(os.path.abspath(index), git_dir):
-        return (("GIT_INDEX_FILE", os.path.abspath(index)),)
-    return ()
 
 
 class _Git:
@@ -305,7 +264,7 @@ def _scan(path: str) -> tuple[int, int, float]:
         if len(lines) < 4 or lines[1] == "true" or lines[2] == "true":
             raise _Decline  # not a repository, bare or shallow: the full run explains
         git_dir, work_tree = lines[0], lines[3]
-        vetted = vetted_env(git_dir)
+        vetted = vetted_env(git_dir, receiving=False)
         env = git_env(vetted)
         if vetted != guess:
             diff.close(kill=True)

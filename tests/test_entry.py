@@ -37,7 +37,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 # ``__future__``: every module's ``from __future__ import annotations`` imports it (a few lines;
 # an editable install's import hook has loaded it before the hook runs, a real install not).
 LIGHT = {"poelis_scan", "poelis_scan.version", "poelis_scan.entry", "poelis_scan.scan",
-         "poelis_scan.scan.magic", "time", "_signal", "__future__"}
+         "poelis_scan.scan.magic", "poelis_scan.sources", "poelis_scan.sources.git",
+         "poelis_scan.sources.git.hardening", "time", "_signal", "__future__"}
 HEAVY = {"click", "dataclasses", "inspect", "typing", "re", "subprocess", "json", "hyperscan",
          "threading", "tomllib", "poelis_scan.cli", "poelis_scan.run", "poelis_scan.pipeline",
          "poelis_scan.findings", "poelis_scan.report", "poelis_scan.detect",
@@ -124,7 +125,7 @@ def _zip(name: str, data: bytes) -> bytes:
     return out.getvalue()
 
 
-# ---- the shortcut's copies are the originals ---------------------------------------------------
+# ---- the shortcut's needles are the detector's -------------------------------------------------
 
 def test_the_needles_are_every_needle_of_every_encoding() -> None:
     """A new encoding or prefix must reach the shortcut too: else it would call a staged key
@@ -133,25 +134,6 @@ def test_the_needles_are_every_needle_of_every_encoding() -> None:
 
     assert sorted(entry.NEEDLES) == sorted({n.pattern for n in ALL_NEEDLES})
     assert len(entry.NEEDLES) == len(set(entry.NEEDLES))
-
-
-def test_git_is_started_with_the_same_hardening_and_environment(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from poelis_scan.sources.git import plumbing
-
-    assert entry.HARDENING == plumbing.HARDENING
-    assert entry.DROPPED == plumbing._DROPPED
-    for name in ("GIT_DIR", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "GIT_CONFIG", "LC_ALL"):
-        monkeypatch.setenv(name, "/somewhere/else")
-    assert entry.git_env() == plumbing.git_env()
-    git_dir = tmp_path / "repo" / ".git"
-    git_dir.mkdir(parents=True)
-    for index in (str(git_dir / "index.lock"), str(tmp_path / "elsewhere"), ""):
-        monkeypatch.setenv("GIT_INDEX_FILE", index)
-        vetted = entry.vetted_env(str(git_dir))
-        assert vetted == plumbing._vetted_env(str(git_dir), False)
-        assert entry.git_env(vetted) == plumbing.git_env(vetted)
-    assert entry.vetted_env(str(git_dir)) == ()  # (the cases differ: "" is no index)
 
 
 @given(st.integers(min_value=0, max_value=10**13))

@@ -147,6 +147,21 @@ def test_no_program_of_the_scanned_repository_ever_runs(tmp_path: Path, key: str
     assert ran(tmp_path) == []
 
 
+def test_no_program_runs_when_the_hook_shortcut_answers_a_clean_index(tmp_path: Path,
+                                                                      key: str) -> None:
+    """The pre-commit shortcut (``entry.py``) starts its own gits: the same vectors, a clean
+    staged file (so the shortcut, not the full command line, answers), nothing runs."""
+    repo = hostile_repo(tmp_path, key)
+    git(repo, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "rm", "-q",
+        "--cached", "staged.env")
+    (repo / "clean.txt").write_text("nothing to see\n")
+    git(repo, "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "add", "clean.txt")
+    result = run_cli("git", "--staged", cwd=repo)
+    assert result.status == 0, result.stderr
+    assert "scanned 1 blob" in result.stderr
+    assert ran(tmp_path) == []
+
+
 def lazy_fetching_clone(tmp: Path, key: str) -> tuple[Path, str]:
     """A "partial clone" whose promisor remote is an ``ext::`` command, with a blob missing:
     reading that blob makes git fetch it, which runs the command."""
