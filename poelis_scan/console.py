@@ -19,6 +19,7 @@ from typing import IO
 
 from .paths import printable
 from .stats import Skip, Stats
+from .units import human_bytes
 
 PROGRAM = "poelis-scan"
 _KEY_SHAPED = re.compile(r"poelis_api_[A-Za-z0-9_-]+")
@@ -72,15 +73,6 @@ def use_color(stream: IO[str]) -> bool:
     if "NO_COLOR" in os.environ:
         return False
     return _is_terminal(stream)
-
-
-def human_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def _plural(n: int, word: str) -> str:

@@ -34,6 +34,7 @@ import sys
 import time
 
 from .sources.git.hardening import HARDENING, git_env, vetted_env
+from .units import human_bytes
 
 # The shortcut's bounds: beyond them the full run is worth its start-up (and shows progress).
 MAX_OBJECTS = 200  # pipeline.SERIAL_BELOW_OBJECTS
@@ -128,16 +129,6 @@ def _parse(args: list[str]) -> tuple[str, bool] | None:
     if not staged or len(paths) > 1:
         return None
     return (paths[0] if paths else "."), quiet
-
-
-def human_bytes(size: int) -> str:
-    """``console.human_bytes`` (a test keeps them equal)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 class _Git:

@@ -129,6 +129,12 @@ def output_on_tty(args: list[str], stream: str = "stdout",
                             stdout=targets["stdout"], stderr=targets["stderr"],
                             env=env if env is not None else dict(os.environ))
     os.close(follower)
+    return read_terminal(proc, leader).decode()
+
+
+def read_terminal(proc: subprocess.Popen[bytes], leader: int) -> bytes:
+    """Everything ``proc`` wrote to the pseudo-terminal whose leader end is ``leader``, until
+    it ends; closes ``leader``."""
     chunks = []
     while True:
         try:
@@ -140,7 +146,7 @@ def output_on_tty(args: list[str], stream: str = "stdout",
         chunks.append(data)
     proc.wait(timeout=120)
     os.close(leader)
-    return b"".join(chunks).decode()
+    return b"".join(chunks)
 
 
 def repo_with(path: Path, files: dict[str, str], message: str = "add files") -> Path:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import GIT_ENV, git, make_key, make_legacy_key
+from conftest import GIT_ENV, git, make_key, make_legacy_key, read_terminal
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -38,7 +38,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 # an editable install's import hook has loaded it before the hook runs, a real install not).
 LIGHT = {"poelis_scan", "poelis_scan.version", "poelis_scan.entry", "poelis_scan.scan",
          "poelis_scan.scan.magic", "poelis_scan.sources", "poelis_scan.sources.git",
-         "poelis_scan.sources.git.hardening", "time", "_signal", "__future__"}
+         "poelis_scan.sources.git.hardening", "poelis_scan.units", "time", "_signal", "__future__"}
 HEAVY = {"click", "dataclasses", "inspect", "typing", "re", "subprocess", "json", "hyperscan",
          "threading", "tomllib", "poelis_scan.cli", "poelis_scan.run", "poelis_scan.pipeline",
          "poelis_scan.findings", "poelis_scan.report", "poelis_scan.detect",
@@ -134,13 +134,6 @@ def test_the_needles_are_every_needle_of_every_encoding() -> None:
 
     assert sorted(entry.NEEDLES) == sorted({n.pattern for n in ALL_NEEDLES})
     assert len(entry.NEEDLES) == len(set(entry.NEEDLES))
-
-
-@given(st.integers(min_value=0, max_value=10**13))
-def test_sizes_read_as_the_console_writes_them(size: int) -> None:
-    from poelis_scan.console import human_bytes
-
-    assert entry.human_bytes(size) == human_bytes(size)
 
 
 # ---- the same answers, case by case ------------------------------------------------------------
@@ -470,18 +463,7 @@ def _on_tty(cwd: Path, code: str, *args: str, **env: str) -> bytes:
                             stdout=subprocess.DEVNULL, stderr=follower,
                             env={**clean, **env})
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 4096)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=120)
-    os.close(leader)
-    return re.sub(rb" in \d+\.\d\ds: ", b" in Ts: ", b"".join(chunks))
+    return re.sub(rb" in \d+\.\d\ds: ", b" in Ts: ", read_terminal(proc, leader))
 
 
 _ENTRY_ONLY = ("import sys\nfrom poelis_scan.entry import main\n"
