@@ -127,10 +127,8 @@ worker_start_hooks: list[Callable[[int], None]] = []
 
 
 def _worker_started(index: int, parent: int) -> None:
-    """The one place a forked worker is set up before it takes work: Ctrl-C and SIGTERM are
-    the parent's to handle, the worker dies with its parent, then the hooks run."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent reports, workers just stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+    """The one place a forked worker is set up before it takes work (its signals already are,
+    in ``_start``): the worker dies with its parent, then the hooks run."""
     die_with_parent(parent)
     for hook in worker_start_hooks:
         hook(index)
@@ -155,6 +153,9 @@ def _child(func: Callable[[Any], Any], task_fd: int, result_fd: int, index: int,
         _write_all(result_fd, _frame(reply))
 
 
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
     workers: list[_Worker] = []
     parent = os.getpid()
@@ -162,10 +163,16 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
     for index in range(jobs):
         task_r, task_w = os.pipe()
         result_r, result_w = os.pipe()
+        # Ctrl-C and SIGTERM wait until the child has dropped the parent's handlers: one that
+        # arrived in between would raise in the child and unwind it through the caller's code.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # child: keep only its own two ends, never return into the caller's code
             status = 0
             try:
+                for stop in _STOP_SIGNALS:
+                    signal.signal(stop, signal.SIG_DFL)  # the parent reports; workers just stop
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(task_w)
                 os.close(result_r)
                 for other in workers:
@@ -176,6 +183,7 @@ def _start(func: Callable[[Any], Any], jobs: int) -> list[_Worker]:
                 status = 1
             finally:
                 os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(task_r)
         os.close(result_w)
         os.set_blocking(task_w, False)
