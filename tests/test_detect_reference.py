@@ -142,7 +142,7 @@ BODIES = st.one_of(
 )
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
 @given(BODIES)
 def test_classify_body_is_the_plain_rule(body: str) -> None:
     assert classify_body(body) == reference_classify(body)
