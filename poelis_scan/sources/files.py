@@ -18,6 +18,10 @@ them, and that buffer is searched once: no needle holds a ``0xFF`` byte, so a ne
 spans two files, and a file is scanned on its own (exactly as ``scan_fd`` would) only when a
 needle begins inside it. One search call per ~1 MiB instead of one per file, and no per-file
 object unless a file holds a needle or cannot be read.
+
+A regular file large enough to be cut into spans (``scan/spans.py``) is handed back too, not
+read: the parent (``LargeFiles``) sends its spans out as items of their own, so every worker
+reads part of it, and makes its findings once all spans are back.
 """
 
 from __future__ import annotations
@@ -581,6 +585,9 @@ class _Scanner:
                 os.close(fd)
         except OSError as error:
             return SpanDone(task.file, None, error.strerror or str(error))
+        except Exception as error:  # a bug must cost one file, not the whole scan
+            return SpanDone(task.file, None,
+                            f"internal error ({type(error).__name__}), please report it")
         self.out.size += result.size
         self.out.below_confidence += result.hidden
         return SpanDone(task.file, result)
