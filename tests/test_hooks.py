@@ -98,16 +98,23 @@ def test_native_pre_push_blocks_new_commits_and_new_branches(work: tuple[Path, P
     assert git(repo, "push", "-q", "origin", "--delete", "clean-topic").returncode == 0
 
 
-def test_pre_receive_rejects_the_push_naming_commit_and_path(tmp_path: Path,
-                                                             plain_repo: Path) -> None:
+def _guarded_remote(tmp_path: Path, client: Path) -> Path:
+    """A bare ``origin`` for ``client`` with our pre-receive hook installed and ``main``
+    pushed to it; returns the bare repository."""
     server = tmp_path / "server.git"
     git(tmp_path, "init", "-q", "--bare", str(server))
     hook = server / "hooks" / "pre-receive"
     hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
     hook.chmod(0o755)
-    client = plain_repo
     git(client, "remote", "add", "origin", str(server))
     assert git(client, "push", "-q", "origin", "main").returncode == 0
+    return server
+
+
+def test_pre_receive_rejects_the_push_naming_commit_and_path(tmp_path: Path,
+                                                             plain_repo: Path) -> None:
+    client = plain_repo
+    server = _guarded_remote(tmp_path, client)
     k = make_key()
     (client / "deploy").mkdir()
     (client / "deploy" / "prod.env").write_text(f"KEY={k}\n")
@@ -276,14 +283,8 @@ def test_native_pre_push_blocks_an_annotated_tag_on_a_pushed_commit(
 
 def test_pre_receive_rejects_an_annotated_tag_on_a_pushed_commit(tmp_path: Path,
                                                                  plain_repo: Path) -> None:
-    server = tmp_path / "server.git"
-    git(tmp_path, "init", "-q", "--bare", str(server))
-    hook = server / "hooks" / "pre-receive"
-    hook.write_text((PROJECT / "hooks" / "pre-receive").read_text())
-    hook.chmod(0o755)
     client = plain_repo
-    git(client, "remote", "add", "origin", str(server))
-    assert git(client, "push", "-q", "origin", "main").returncode == 0
+    server = _guarded_remote(tmp_path, client)
     assert git(client, "tag", "light").returncode == 0
     assert git(client, "push", "-q", "origin", "light").returncode == 0
     k = make_key()

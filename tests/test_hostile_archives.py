@@ -11,13 +11,12 @@ import secrets
 import struct
 import subprocess
 import sys
-import tarfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
-from conftest import make_key, run_cli, run_measured
+from conftest import make_key, run_cli, run_measured, tar_bytes, zip_bytes
 from test_hooks import PROJECT
 from test_hooks import git as hook_git
 
@@ -31,24 +30,6 @@ def scan_json(*args: str, stdin: bytes | None = None, cwd: Path | None = None
     assert run.status in (0, 1), run.stderr
     assert "Traceback" not in run.stderr
     return run.findings(), run.json()["stats"], run.stderr
-
-
-def tar_bytes(members: dict[str, bytes], mode: str = "w") -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode=mode) as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def zip_bytes(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", method) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return out.getvalue()
 
 
 # ---- 1. archive magic never hides plain text ------------------------------------------------
